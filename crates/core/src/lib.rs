@@ -1,0 +1,101 @@
+//! A single-threaded socket multiplexor on [mio]: sockets in a slab-indexed
+//! table, named by generational [`Token`]s, whose OS readiness becomes plain
+//! [`Event`] values — `Read`, `Write`, `Error` — to `match` on with guards.
+//!
+//! It ports a Python note that wraps `select()` in a generator of
+//! `Read`/`Write`/`Except` values: no threads, no async, no locks, all state
+//! in one ordinary context.
+//!
+//! ```
+//! use sockmux_core::{Event, Events, Interest, Sockets};
+//! use std::time::Duration;
+//!
+//! let mut sockets = Sockets::new()?;
+//! let server = sockets.bind_udp("127.0.0.1:0")?;
+//! let port = sockets.local_addr(server)?.port();
+//! let client = sockets.connect_udp(("127.0.0.1", port))?;
+//! sockets.set_interest(client, Interest::WRITABLE)?;
+//!
+//! let mut events = Events::with_capacity(64);
+//! let mut got = Vec::new();
+//! while got.len() < 1 {
+//!     sockets.poll(&mut events, Some(Duration::from_secs(5)))?;
+//!     for event in &events {
+//!         match event {
+//!             Event::Write(t) if t == client => {
+//!                 sockets.send(t, b"0")?;
+//!                 sockets.remove(t)?; // closes it
+//!             }
+//!             // A guard on the socket's port, as the sketch does.
+//!             Event::Read(t) if sockets.local_addr(t)?.port() == port => {
+//!                 let mut buf = [0; 1024];
+//!                 match sockets.recv(t, &mut buf) {
+//!                     Ok(n) => got.extend_from_slice(&buf[..n]),
+//!                     // Nothing left: the table re-arms and waits for more.
+//!                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+//!                     Err(e) => return Err(e),
+//!                 }
+//!             }
+//!             _ => {}
+//!         }
+//!     }
+//! }
+//! assert_eq!(got, b"0");
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # How OS readiness becomes events
+//!
+//! Every socket is registered with mio once, for both directions,
+//! edge-triggered. Each OS report sets readiness bits kept per socket, and
+//! the socket joins a queue of sockets with something to report; a poll
+//! drains that queue, so its cost follows the number of ready sockets, never
+//! the number registered.
+//!
+//! | mio reports | table bit | event (if interested) |
+//! |---|---|---|
+//! | readable, or read closed | readable | `Read` |
+//! | writable, or write closed | writable | `Write` |
+//! | error | the `SO_ERROR` value is fetched and kept | `Error` (always, once) |
+//! | writable on a connecting TCP stream | connected | `Write` |
+//! | error on a connecting TCP stream | connect failed | `Error` only |
+//!
+//! In [`Mode::Level`] (the default, like `select()`), an event is raised on
+//! every poll while its bit is set; the bit is cleared when an I/O call
+//! through the table answers `WouldBlock`, or — for streams on epoll/kqueue,
+//! not on Windows — when a read or write comes back short, since a new
+//! arrival raises a new OS edge. In [`Mode::Edge`] an event is raised once
+//! per OS report, like raw mio: drain to `WouldBlock`.
+//!
+//! For one socket the order within a poll is `Read`, `Write`, `Error`, so
+//! data that arrived before a reset is read before the reset is reported.
+//! Reading 0 bytes from a stream is the end of the stream; a 0-byte datagram
+//! is a datagram.
+//!
+//! Tokens carry a generation: once a socket is removed, its token is stale,
+//! every call rejects it with `NotFound`, and no event of the old socket can
+//! reach a new socket in the same slot.
+//!
+//! # Logging
+//!
+//! Through [`log`]: `debug!` for register, remove and errors, `trace!` for
+//! each OS report and event. Nothing is printed.
+#![doc(test(attr(deny(warnings))))]
+
+mod event;
+mod interest;
+mod ready;
+mod selector;
+mod socket;
+mod sockets;
+mod token;
+
+pub use event::{Event, Events, Iter};
+pub use interest::{Interest, Mode};
+pub use socket::{IntoSocket, Socket};
+pub use sockets::{Sockets, DEFAULT_BACKLOG};
+pub use token::Token;
+
+/// mio, re-exported for its socket types (accepted by [`Sockets::add`] and
+/// held by [`Socket`]).
+pub use mio;

@@ -1,0 +1,17 @@
+//! sockmux: many sockets on one thread, without async and without threads.
+//!
+//! This crate re-exports [`sockmux_core`] (the socket table and its events);
+//! see there for the event model.
+//!
+//! ```
+//! use sockmux::{Events, Sockets};
+//! let mut sockets = Sockets::new()?;
+//! let server = sockets.bind_udp("127.0.0.1:0")?;
+//! let mut events = Events::with_capacity(64);
+//! sockets.poll(&mut events, Some(std::time::Duration::from_millis(1)))?;
+//! # let _ = server;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+#![doc(test(attr(deny(warnings))))]
+
+pub use sockmux_core::*;
