@@ -1,6 +1,6 @@
 use std::fmt;
 
-use crate::Token;
+use crate::{Signal, TimerId, Token};
 
 /// One ready event: a plain value, cheap to copy and to `match` with guards.
 ///
@@ -14,7 +14,7 @@ use crate::Token;
 /// use sockmux_core::{Event, Events, Interest, Sockets};
 /// use std::time::Duration;
 ///
-/// let mut sockets: Sockets = Sockets::new()?;
+/// let mut sockets = Sockets::new()?;
 /// let server = sockets.bind_udp("127.0.0.1:0")?;
 /// let client = sockets.connect_udp(sockets.local_addr(server)?)?;
 /// sockets.send(client, b"hi")?;
@@ -45,25 +45,36 @@ pub enum Event {
     /// The OS reported an error on the socket; fetch it with
     /// [`Sockets::take_error`](crate::Sockets::take_error).
     Error(Token),
+    /// A timer fired (a periodic timer fires once per period).
+    Timer(TimerId),
+    /// A [`Waker`](crate::Waker) woke the loop; wakes that arrive together
+    /// come as one event.
+    Wake,
+    /// A watched process signal arrived; several deliveries of one signal
+    /// between two polls come as one event.
+    Signal(Signal),
 }
 
 impl Event {
-    /// The token the event is for.
+    /// The socket the event is for; `None` for timer, wake and signal
+    /// events.
     ///
     /// # Examples
     ///
     /// ```
     /// use sockmux_core::{Event, Sockets};
     ///
-    /// let mut sockets: Sockets = Sockets::new()?;
+    /// let mut sockets = Sockets::new()?;
     /// let t = sockets.bind_udp("127.0.0.1:0")?;
-    /// assert_eq!(Event::Read(t).token(), t);
+    /// assert_eq!(Event::Read(t).token(), Some(t));
+    /// assert_eq!(Event::Wake.token(), None);
     /// # Ok::<(), std::io::Error>(())
     /// ```
     #[must_use]
-    pub const fn token(self) -> Token {
+    pub const fn token(self) -> Option<Token> {
         match self {
-            Event::Read(t) | Event::Write(t) | Event::Error(t) => t,
+            Event::Read(t) | Event::Write(t) | Event::Error(t) => Some(t),
+            Event::Timer(_) | Event::Wake | Event::Signal(_) => None,
         }
     }
 }
@@ -74,6 +85,9 @@ impl fmt::Debug for Event {
             Event::Read(t) => write!(f, "Read({t})"),
             Event::Write(t) => write!(f, "Write({t})"),
             Event::Error(t) => write!(f, "Error({t})"),
+            Event::Timer(id) => write!(f, "Timer({id})"),
+            Event::Wake => f.write_str("Wake"),
+            Event::Signal(s) => write!(f, "Signal({s:?})"),
         }
     }
 }

@@ -137,7 +137,7 @@ impl fmt::Debug for Interest {
 /// ```
 /// use sockmux_core::{Mode, Sockets};
 ///
-/// let mut sockets: Sockets = Sockets::new()?;
+/// let mut sockets = Sockets::new()?;
 /// let t = sockets.bind_udp("127.0.0.1:0")?;
 /// assert_eq!(sockets.mode(t)?, Mode::Level);
 /// sockets.set_mode(t, Mode::Edge)?;

@@ -83,18 +83,26 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod event;
+#[cfg(test)]
+mod fault_tests;
 mod interest;
 mod ready;
 mod selector;
+mod signal;
 mod socket;
 mod sockets;
+mod timer;
 mod token;
+mod waker;
 
 pub use event::{Event, Events, Iter};
 pub use interest::{Interest, Mode};
+pub use signal::Signal;
 pub use socket::{IntoSocket, Socket};
 pub use sockets::{Sockets, DEFAULT_BACKLOG};
+pub use timer::TimerId;
 pub use token::Token;
+pub use waker::{Receiver, Sender, Waker};
 
 /// mio, re-exported for its socket types (accepted by [`Sockets::add`] and
 /// held by [`Socket`]).

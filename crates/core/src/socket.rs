@@ -19,7 +19,7 @@ use mio::{Interest as MioInterest, Registry, Token as MioToken};
 /// ```
 /// use sockmux_core::{Socket, Sockets};
 ///
-/// let mut sockets: Sockets = Sockets::new()?;
+/// let mut sockets = Sockets::new()?;
 /// let t = sockets.bind_udp("127.0.0.1:0")?;
 /// assert!(matches!(sockets.socket(t)?, Socket::Udp(_)));
 /// # Ok::<(), std::io::Error>(())
@@ -72,7 +72,7 @@ impl Socket {
     /// ```
     /// use sockmux_core::Sockets;
     ///
-    /// let mut sockets: Sockets = Sockets::new()?;
+    /// let mut sockets = Sockets::new()?;
     /// let t = sockets.listen_tcp("127.0.0.1:0")?;
     /// assert_eq!(sockets.socket(t)?.kind(), "TCP listener");
     /// # Ok::<(), std::io::Error>(())
@@ -104,7 +104,7 @@ impl Socket {
     /// ```
     /// use sockmux_core::Sockets;
     ///
-    /// let mut sockets: Sockets = Sockets::new()?;
+    /// let mut sockets = Sockets::new()?;
     /// let t = sockets.bind_udp("127.0.0.1:0")?;
     /// assert!(sockets.socket(t)?.local_addr()?.port() != 0);
     /// # Ok::<(), std::io::Error>(())
@@ -270,7 +270,7 @@ impl Source for Socket {
 /// ```
 /// use sockmux_core::Sockets;
 ///
-/// let mut sockets: Sockets = Sockets::new()?;
+/// let mut sockets = Sockets::new()?;
 /// let std_socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
 /// let t = sockets.add(std_socket)?; // set non-blocking, registered
 /// assert!(sockets.contains(t));

@@ -9,8 +9,11 @@ use slab::Slab;
 
 use crate::ready::Ready;
 use crate::selector::{MioSelector, RawEvent, Selector};
+use crate::signal::Watch;
 use crate::socket::IntoSocket;
-use crate::{Event, Events, Interest, Mode, Socket, Token};
+use crate::timer::Timers;
+use crate::waker::{channel, Receiver, Sender};
+use crate::{Event, Events, Interest, Mode, Signal, Socket, TimerId, Token, Waker};
 
 /// Default listen backlog: the kernel caps it (Linux `somaxconn`, 4096 on
 /// current kernels); mio's own default of 128 makes bursts of connects slow.
@@ -22,6 +25,11 @@ pub const DEFAULT_BACKLOG: u32 = 4096;
 /// `WouldBlock` system call per request. On Windows, mio re-arms readiness
 /// only after an operation answered `WouldBlock`.
 const SHORT_IO_DRAINS: bool = cfg!(not(windows));
+
+/// mio tokens outside the slab's range (slab keys fit in u32).
+const WAKE_KEY: usize = usize::MAX;
+#[cfg(unix)]
+const SIGNAL_KEY: usize = usize::MAX - 1;
 
 /// One socket in the table.
 struct Entry<D> {
@@ -126,6 +134,14 @@ pub struct Sockets<D = ()> {
     queue: VecDeque<Token>,
     selector: Box<dyn Selector>,
     raw: Vec<RawEvent>,
+    timers: Timers,
+    /// The loop's one mio waker, made on first use and shared.
+    waker: Option<Waker>,
+    /// A wake-up not yet delivered.
+    woken: bool,
+    signals: Option<Watch>,
+    /// Watched signals that arrived and are not yet delivered, as bits.
+    signals_pending: u8,
 }
 
 impl Sockets<()> {
@@ -183,6 +199,11 @@ impl<D> Sockets<D> {
             queue: VecDeque::with_capacity(capacity.max(64)),
             selector,
             raw: Vec::with_capacity(256),
+            timers: Timers::default(),
+            waker: None,
+            woken: false,
+            signals: None,
+            signals_pending: 0,
         }
     }
 
@@ -225,9 +246,8 @@ impl<D> Sockets<D> {
     ) -> io::Result<Token> {
         let vacant = self.slab.vacant_entry();
         let key = vacant.key();
-        let key32 = u32::try_from(key).map_err(|_| {
-            io::Error::new(io::ErrorKind::OutOfMemory, "the socket table is full")
-        })?;
+        let key32 = u32::try_from(key)
+            .map_err(|_| io::Error::new(io::ErrorKind::OutOfMemory, "the socket table is full"))?;
         if self.generations.len() <= key {
             self.generations.resize(key + 1, 0);
         }
@@ -854,8 +874,12 @@ impl<D> Sockets<D> {
     /// ```
     pub fn poll(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         events.clear();
-        let pending = self.prune_queue();
-        let timeout = if pending { Some(Duration::ZERO) } else { timeout };
+        let pending = self.prune_queue() || self.woken || self.signals_pending != 0;
+        let timeout = if pending {
+            Some(Duration::ZERO)
+        } else {
+            self.timer_timeout(timeout)
+        };
         let mut raw = std::mem::take(&mut self.raw);
         let selected = self.select(&mut raw, timeout);
         for event in raw.drain(..) {
@@ -863,8 +887,21 @@ impl<D> Sockets<D> {
         }
         self.raw = raw;
         selected?;
+        self.emit_special(events);
         self.emit(events);
         Ok(events.len())
+    }
+
+    /// The poll timeout, shortened to the nearest timer deadline.
+    fn timer_timeout(&mut self, timeout: Option<Duration>) -> Option<Duration> {
+        let Some(deadline) = self.timers.next_deadline() else {
+            return timeout;
+        };
+        // mio rounds a timeout up to the poller's resolution (whole
+        // milliseconds for epoll), so the loop never wakes just before the
+        // deadline and spins on zero-length waits.
+        let wait = deadline.saturating_duration_since(Instant::now());
+        Some(timeout.map_or(wait, |t| t.min(wait)))
     }
 
     /// Drops queue entries with nothing left to report; says whether any is
@@ -903,6 +940,18 @@ impl<D> Sockets<D> {
 
     /// Folds one OS report into the socket's readiness bits.
     fn apply(&mut self, event: RawEvent) {
+        if event.key == WAKE_KEY {
+            trace!("wake-up");
+            self.woken = true;
+            #[cfg(windows)]
+            self.drain_signals();
+            return;
+        }
+        #[cfg(unix)]
+        if event.key == SIGNAL_KEY {
+            self.drain_signals();
+            return;
+        }
         let Some(entry) = self.slab.get_mut(event.key) else {
             trace!("os event for unknown key {}: ignored", event.key);
             return;
@@ -956,6 +1005,38 @@ impl<D> Sockets<D> {
         self.enqueue(token);
     }
 
+    /// Delivers wake-ups, signals and due timers, ahead of socket events:
+    /// they are few, and a busy server must not starve them.
+    fn emit_special(&mut self, events: &mut Events) {
+        if self.woken && !events.is_full() {
+            events.push(Event::Wake);
+            self.woken = false;
+        }
+        for signal in Signal::ALL {
+            if self.signals_pending & signal.bit() != 0 && !events.is_full() {
+                debug!("signal {signal:?}");
+                events.push(Event::Signal(signal));
+                self.signals_pending &= !signal.bit();
+            }
+        }
+        if !self.timers.is_empty() {
+            let now = Instant::now();
+            while !events.is_full() {
+                let Some(id) = self.timers.pop_due(now) else {
+                    break;
+                };
+                trace!("{id} fired");
+                events.push(Event::Timer(id));
+            }
+        }
+    }
+
+    fn drain_signals(&mut self) {
+        if let Some(watch) = &mut self.signals {
+            self.signals_pending |= watch.drain();
+        }
+    }
+
     /// Moves readiness from the queue into `events`, in queue order, at most
     /// once per socket, `Read` then `Write` then `Error`.
     fn emit(&mut self, events: &mut Events) {
@@ -1007,6 +1088,198 @@ impl<D> Sockets<D> {
                 self.queue.push_back(token);
             }
         }
+    }
+
+    /// Schedules a one-shot timer that fires [`Event::Timer`] once, no
+    /// sooner than `delay` from now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::{Event, Events, Sockets};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let mut sockets = Sockets::new()?;
+    /// let start = Instant::now();
+    /// let timer = sockets.timer_after(Duration::from_millis(20));
+    /// let mut events = Events::with_capacity(8);
+    /// while !events.iter().any(|e| e == Event::Timer(timer)) {
+    ///     sockets.poll(&mut events, None)?; // the timer bounds the wait
+    /// }
+    /// assert!(start.elapsed() >= Duration::from_millis(20));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn timer_after(&mut self, delay: Duration) -> TimerId {
+        self.timer_at(Instant::now() + delay)
+    }
+
+    /// Schedules a one-shot timer for `deadline`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let mut sockets = sockmux_core::Sockets::new()?;
+    /// let id = sockets.timer_at(Instant::now() + Duration::from_secs(10));
+    /// assert!(sockets.cancel_timer(id));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn timer_at(&mut self, deadline: Instant) -> TimerId {
+        let id = self.timers.insert(deadline, None);
+        trace!("{id} at {deadline:?}");
+        id
+    }
+
+    /// Schedules a periodic timer: it fires every `period`, first one
+    /// `period` from now. Each deadline is the previous deadline plus the
+    /// period, so it does not drift; periods missed while the loop was busy
+    /// are skipped, not fired in a burst.
+    ///
+    /// # Panics
+    ///
+    /// If `period` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::{Event, Events, Sockets};
+    /// use std::time::Duration;
+    ///
+    /// let mut sockets = Sockets::new()?;
+    /// let tick = sockets.timer_every(Duration::from_millis(5));
+    /// let mut events = Events::with_capacity(8);
+    /// let mut ticks = 0;
+    /// while ticks < 3 {
+    ///     sockets.poll(&mut events, None)?;
+    ///     ticks += events.iter().filter(|&e| e == Event::Timer(tick)).count();
+    /// }
+    /// sockets.cancel_timer(tick);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn timer_every(&mut self, period: Duration) -> TimerId {
+        assert!(
+            !period.is_zero(),
+            "a periodic timer needs a non-zero period"
+        );
+        self.timers.insert(Instant::now() + period, Some(period))
+    }
+
+    /// Cancels a timer; returns whether it was still pending (false for a
+    /// one-shot timer that already fired, or a timer already cancelled).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut sockets = sockmux_core::Sockets::new()?;
+    /// let id = sockets.timer_after(Duration::from_secs(1));
+    /// assert!(sockets.cancel_timer(id));
+    /// assert!(!sockets.cancel_timer(id));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn cancel_timer(&mut self, id: TimerId) -> bool {
+        let cancelled = self.timers.cancel(id);
+        trace!("{id} cancelled: {cancelled}");
+        cancelled
+    }
+
+    /// A handle that wakes this loop from any thread (see [`Waker`]). Every
+    /// call returns a clone of the one waker of the loop.
+    ///
+    /// # Errors
+    ///
+    /// The OS error from creating the waker (first call only).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut sockets = sockmux_core::Sockets::new()?;
+    /// let waker = sockets.waker()?;
+    /// std::thread::spawn(move || waker.wake()).join().unwrap()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn waker(&mut self) -> io::Result<Waker> {
+        if let Some(waker) = &self.waker {
+            return Ok(waker.clone());
+        }
+        let inner = mio::Waker::new(self.selector.registry(), mio::Token(WAKE_KEY))?;
+        let waker = Waker::new(std::sync::Arc::new(inner));
+        self.waker = Some(waker.clone());
+        Ok(waker)
+    }
+
+    /// An unbounded channel into the loop: each send wakes the loop with
+    /// [`Event::Wake`]; on it, drain the [`Receiver`].
+    ///
+    /// # Errors
+    ///
+    /// The OS error from creating the loop's waker.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut sockets = sockmux_core::Sockets::new()?;
+    /// let (tx, rx) = sockets.channel()?;
+    /// tx.send(1u8)?;
+    /// assert_eq!(rx.try_recv(), Ok(1));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn channel<T>(&mut self) -> io::Result<(Sender<T>, Receiver<T>)> {
+        Ok(channel(self.waker()?, None))
+    }
+
+    /// A bounded channel into the loop: [`Sender::send`] blocks while
+    /// `bound` messages wait (backpressure), [`Sender::try_send`] hands the
+    /// message back.
+    ///
+    /// # Errors
+    ///
+    /// The OS error from creating the loop's waker.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut sockets = sockmux_core::Sockets::new()?;
+    /// let (tx, rx) = sockets.sync_channel(2)?;
+    /// tx.send('a')?;
+    /// assert_eq!(rx.try_recv(), Ok('a'));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn sync_channel<T>(&mut self, bound: usize) -> io::Result<(Sender<T>, Receiver<T>)> {
+        Ok(channel(self.waker()?, Some(bound)))
+    }
+
+    /// Delivers the given process signals as [`Event::Signal`] instead of
+    /// their default action (which, for these, ends the process). Call again
+    /// to add more. See [`Signal`] for what each platform raises.
+    ///
+    /// # Errors
+    ///
+    /// The OS error from installing the handler; on Windows, an error if
+    /// another Ctrl-C handler was installed in the process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::{Signal, Sockets};
+    /// let mut sockets = Sockets::new()?;
+    /// sockets.watch_signals(&[Signal::Terminate])?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn watch_signals(&mut self, signals: &[Signal]) -> io::Result<()> {
+        if self.signals.is_none() {
+            #[cfg(unix)]
+            let watch = Watch::new(self.selector.registry(), SIGNAL_KEY)?;
+            #[cfg(windows)]
+            let watch = Watch::new(self.waker()?)?;
+            self.signals = Some(watch);
+        }
+        let watch = self.signals.as_mut().expect("set above");
+        for &signal in signals {
+            watch.add(signal)?;
+            debug!("watching {signal:?}");
+        }
+        Ok(())
     }
 }
 
@@ -1168,7 +1441,12 @@ impl<D: Default> Sockets<D> {
     pub fn connect_tcp(&mut self, addr: impl ToSocketAddrs) -> io::Result<Token> {
         let addr = addr.to_socket_addrs()?.next().ok_or_else(no_address)?;
         let stream = mio::net::TcpStream::connect(addr)?;
-        self.insert_socket(Socket::TcpStream(stream), Interest::BOTH, D::default(), true)
+        self.insert_socket(
+            Socket::TcpStream(stream),
+            Interest::BOTH,
+            D::default(),
+            true,
+        )
     }
 
     /// Accepts one connection from a TCP or Unix listener and registers it,
@@ -1207,6 +1485,7 @@ impl<D> fmt::Debug for Sockets<D> {
         f.debug_struct("Sockets")
             .field("len", &self.slab.len())
             .field("queued", &self.queue.len())
+            .field("timers", &self.timers.len())
             .finish_non_exhaustive()
     }
 }
@@ -1238,7 +1517,10 @@ fn stale(token: Token) -> io::Error {
 }
 
 fn no_address() -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, "the address resolved to nothing")
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "the address resolved to nothing",
+    )
 }
 
 /// Tries `f` on each resolved address; the last error if none works.

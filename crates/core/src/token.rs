@@ -16,7 +16,7 @@ use std::fmt;
 /// ```
 /// use sockmux_core::Sockets;
 ///
-/// let mut sockets: Sockets = Sockets::new()?;
+/// let mut sockets = Sockets::new()?;
 /// let a = sockets.bind_udp("127.0.0.1:0")?;
 /// sockets.remove(a)?;
 /// let b = sockets.bind_udp("127.0.0.1:0")?;
@@ -46,7 +46,7 @@ impl Token {
     /// ```
     /// use sockmux_core::Sockets;
     ///
-    /// let mut sockets: Sockets = Sockets::new()?;
+    /// let mut sockets = Sockets::new()?;
     /// let t = sockets.bind_udp("127.0.0.1:0")?;
     /// assert_eq!(t.key(), 0);
     /// # Ok::<(), std::io::Error>(())
@@ -63,7 +63,7 @@ impl Token {
     /// ```
     /// use sockmux_core::Sockets;
     ///
-    /// let mut sockets: Sockets = Sockets::new()?;
+    /// let mut sockets = Sockets::new()?;
     /// let t = sockets.bind_udp("127.0.0.1:0")?;
     /// sockets.remove(t)?;
     /// let u = sockets.bind_udp("127.0.0.1:0")?;

@@ -1,0 +1,191 @@
+//! Fault injection through the selector seam: the table's real code driven
+//! by a selector that adds spurious reports, reports for unknown keys and
+//! `EINTR`, on top of real sockets.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use mio::Registry;
+
+use crate::ready::Ready;
+use crate::selector::{MioSelector, RawEvent, Selector};
+use crate::{Event, Events, Socket, Sockets};
+
+/// What the fake does on the next `select` calls, in order.
+#[derive(Debug)]
+enum Fault {
+    /// Fail with `Interrupted` after sleeping this long.
+    Interrupt(Duration),
+    /// Add these reports to whatever the OS says.
+    Inject(Vec<RawEvent>),
+}
+
+#[derive(Debug)]
+struct FaultySelector {
+    real: MioSelector,
+    faults: std::rc::Rc<std::cell::RefCell<VecDeque<Fault>>>,
+    timeouts: std::rc::Rc<std::cell::RefCell<Vec<Option<Duration>>>>,
+}
+
+impl Selector for FaultySelector {
+    fn register(&self, socket: &mut Socket, key: usize) -> io::Result<()> {
+        self.real.register(socket, key)
+    }
+
+    fn deregister(&self, socket: &mut Socket) -> io::Result<()> {
+        self.real.deregister(socket)
+    }
+
+    fn select(&mut self, out: &mut Vec<RawEvent>, timeout: Option<Duration>) -> io::Result<()> {
+        self.timeouts.borrow_mut().push(timeout);
+        match self.faults.borrow_mut().pop_front() {
+            Some(Fault::Interrupt(after)) => {
+                std::thread::sleep(after);
+                Err(io::Error::from(io::ErrorKind::Interrupted))
+            }
+            Some(Fault::Inject(extra)) => {
+                self.real.select(out, Some(Duration::ZERO))?;
+                out.extend(extra);
+                Ok(())
+            }
+            None => self.real.select(out, timeout),
+        }
+    }
+
+    fn registry(&self) -> &Registry {
+        self.real.registry()
+    }
+}
+
+type Faults = std::rc::Rc<std::cell::RefCell<VecDeque<Fault>>>;
+type Timeouts = std::rc::Rc<std::cell::RefCell<Vec<Option<Duration>>>>;
+
+fn faulty() -> (Sockets, Faults, Timeouts) {
+    let faults = Faults::default();
+    let timeouts = Timeouts::default();
+    let selector = FaultySelector {
+        real: MioSelector::new().unwrap(),
+        faults: faults.clone(),
+        timeouts: timeouts.clone(),
+    };
+    (
+        Sockets::with_selector(Box::new(selector), 0),
+        faults,
+        timeouts,
+    )
+}
+
+const READABLE: Ready = Ready::READABLE;
+
+#[test]
+fn spurious_read_is_a_no_op_and_does_not_spin() {
+    let (mut sockets, faults, _) = faulty();
+    let t = sockets
+        .add(UdpSocket::bind("127.0.0.1:0").unwrap())
+        .unwrap();
+    faults.borrow_mut().push_back(Fault::Inject(vec![RawEvent {
+        key: t.key(),
+        ready: READABLE,
+    }]));
+    let mut events = Events::with_capacity(8);
+    sockets.poll(&mut events, Some(Duration::ZERO)).unwrap();
+    assert_eq!(events.iter().collect::<Vec<_>>(), [Event::Read(t)]);
+    let e = sockets.recv(t, &mut [0; 16]).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+    // Readiness was cleared: the next poll sleeps its whole timeout.
+    let start = Instant::now();
+    sockets
+        .poll(&mut events, Some(Duration::from_millis(50)))
+        .unwrap();
+    assert!(events.is_empty(), "{events:?}");
+    assert!(start.elapsed() >= Duration::from_millis(50));
+}
+
+#[test]
+fn reports_for_unknown_and_removed_keys_are_ignored() {
+    let (mut sockets, faults, _) = faulty();
+    let gone = sockets
+        .add(UdpSocket::bind("127.0.0.1:0").unwrap())
+        .unwrap();
+    sockets.remove(gone).unwrap();
+    faults.borrow_mut().push_back(Fault::Inject(vec![
+        RawEvent {
+            key: 12345,
+            ready: READABLE,
+        },
+        RawEvent {
+            key: gone.key(),
+            ready: READABLE | Ready::ERROR,
+        },
+    ]));
+    let mut events = Events::with_capacity(8);
+    sockets.poll(&mut events, Some(Duration::ZERO)).unwrap();
+    assert!(events.is_empty(), "{events:?}");
+}
+
+#[test]
+fn interrupted_poll_is_retried_with_the_time_left() {
+    let (mut sockets, faults, timeouts) = faulty();
+    faults
+        .borrow_mut()
+        .push_back(Fault::Interrupt(Duration::from_millis(40)));
+    let mut events = Events::with_capacity(8);
+    let start = Instant::now();
+    let n = sockets
+        .poll(&mut events, Some(Duration::from_millis(100)))
+        .unwrap();
+    assert_eq!(n, 0);
+    assert!(start.elapsed() >= Duration::from_millis(100));
+    let timeouts = timeouts.borrow();
+    assert_eq!(timeouts.len(), 2, "{timeouts:?}");
+    let retry = timeouts[1].expect("a bounded retry");
+    assert!(
+        retry <= Duration::from_millis(60),
+        "retried with {retry:?}, not the time left"
+    );
+}
+
+#[test]
+fn interrupted_io_is_retried() {
+    let (mut sockets, _, _) = faulty();
+    let t = sockets
+        .add(UdpSocket::bind("127.0.0.1:0").unwrap())
+        .unwrap();
+    let mut calls = 0;
+    let n = sockets
+        .io(t, crate::Interest::READABLE, |_| {
+            calls += 1;
+            if calls < 3 {
+                Err(io::Error::from(io::ErrorKind::Interrupted))
+            } else {
+                Ok(7)
+            }
+        })
+        .unwrap();
+    assert_eq!((n, calls), (7, 3));
+}
+
+#[test]
+fn read_error_and_write_of_one_report_come_in_order() {
+    let (mut sockets, faults, _) = faulty();
+    let t = sockets
+        .add(UdpSocket::bind("127.0.0.1:0").unwrap())
+        .unwrap();
+    sockets.set_interest(t, crate::Interest::BOTH).unwrap();
+    // Consume the registration's own writable report first.
+    let mut events = Events::with_capacity(8);
+    sockets.poll(&mut events, Some(Duration::ZERO)).unwrap();
+    sockets.set_interest(t, crate::Interest::READABLE).unwrap();
+    faults.borrow_mut().push_back(Fault::Inject(vec![RawEvent {
+        key: t.key(),
+        ready: Ready::ERROR | Ready::WRITABLE | READABLE,
+    }]));
+    sockets.set_interest(t, crate::Interest::BOTH).unwrap();
+    sockets.poll(&mut events, Some(Duration::ZERO)).unwrap();
+    let got: Vec<_> = events.iter().collect();
+    assert_eq!(got[..2], [Event::Read(t), Event::Write(t)]);
+    // No SO_ERROR is pending on this healthy socket, so no Error is made up.
+    assert!(!got.contains(&Event::Error(t)), "{got:?}");
+}

@@ -1,0 +1,140 @@
+//! Process signals as events: SIGINT, SIGTERM and SIGHUP on Unix (through
+//! signal-hook-mio), Ctrl-C on Windows (through ctrlc and the loop's waker).
+
+/// A process signal, delivered as [`Event::Signal`](crate::Event::Signal)
+/// once [`Sockets::watch_signals`](crate::Sockets::watch_signals) asked for
+/// it.
+///
+/// | variant | Unix | Windows |
+/// |---|---|---|
+/// | `Interrupt` | SIGINT | Ctrl-C, Ctrl-Break |
+/// | `Terminate` | SIGTERM | never raised |
+/// | `Hangup` | SIGHUP | never raised |
+///
+/// # Examples
+///
+/// ```
+/// use sockmux_core::{Signal, Sockets};
+/// let mut sockets = Sockets::new()?;
+/// sockets.watch_signals(&[Signal::Interrupt, Signal::Terminate])?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Signal {
+    /// Interrupt from the terminal: SIGINT, or Ctrl-C on Windows.
+    Interrupt,
+    /// A polite request to stop: SIGTERM.
+    Terminate,
+    /// The terminal hung up, or by convention "reload": SIGHUP.
+    Hangup,
+}
+
+impl Signal {
+    pub(crate) const ALL: [Signal; 3] = [Signal::Interrupt, Signal::Terminate, Signal::Hangup];
+
+    pub(crate) const fn bit(self) -> u8 {
+        match self {
+            Signal::Interrupt => 1,
+            Signal::Terminate => 2,
+            Signal::Hangup => 4,
+        }
+    }
+}
+
+#[cfg(unix)]
+mod imp {
+    use super::Signal;
+    use std::io;
+    use std::os::raw::c_int;
+
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    use signal_hook_mio::v1_0::Signals;
+
+    pub(crate) struct Watch {
+        signals: Signals,
+    }
+
+    impl std::fmt::Debug for Watch {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Watch").finish_non_exhaustive()
+        }
+    }
+
+    fn number(signal: Signal) -> c_int {
+        match signal {
+            Signal::Interrupt => SIGINT,
+            Signal::Terminate => SIGTERM,
+            Signal::Hangup => SIGHUP,
+        }
+    }
+
+    impl Watch {
+        pub(crate) fn new(registry: &mio::Registry, key: usize) -> io::Result<Watch> {
+            let mut signals = Signals::new(std::iter::empty::<c_int>())?;
+            registry.register(&mut signals, mio::Token(key), mio::Interest::READABLE)?;
+            Ok(Watch { signals })
+        }
+
+        pub(crate) fn add(&mut self, signal: Signal) -> io::Result<()> {
+            self.signals.add_signal(number(signal))
+        }
+
+        /// Signals that arrived since the last call, as a bit set.
+        pub(crate) fn drain(&mut self) -> u8 {
+            let mut bits = 0;
+            for n in self.signals.pending() {
+                for signal in Signal::ALL {
+                    if number(signal) == n {
+                        bits |= signal.bit();
+                    }
+                }
+            }
+            bits
+        }
+    }
+}
+
+#[cfg(windows)]
+mod imp {
+    use super::Signal;
+    use std::io;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use crate::Waker;
+
+    #[derive(Debug)]
+    pub(crate) struct Watch {
+        interrupted: Arc<AtomicBool>,
+    }
+
+    impl Watch {
+        pub(crate) fn new(waker: Waker) -> io::Result<Watch> {
+            let interrupted = Arc::new(AtomicBool::new(false));
+            let flag = interrupted.clone();
+            ctrlc::set_handler(move || {
+                flag.store(true, Ordering::SeqCst);
+                if let Err(e) = waker.wake() {
+                    log::debug!("Ctrl-C: waking the loop failed: {e}");
+                }
+            })
+            .map_err(|e| io::Error::other(format!("cannot watch Ctrl-C: {e}")))?;
+            Ok(Watch { interrupted })
+        }
+
+        pub(crate) fn add(&mut self, _signal: Signal) -> io::Result<()> {
+            Ok(())
+        }
+
+        pub(crate) fn drain(&mut self) -> u8 {
+            if self.interrupted.swap(false, Ordering::SeqCst) {
+                Signal::Interrupt.bit()
+            } else {
+                0
+            }
+        }
+    }
+}
+
+pub(crate) use imp::Watch;
