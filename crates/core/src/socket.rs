@@ -155,18 +155,23 @@ impl Socket {
 
     pub(crate) fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
+            // std's TcpStream already sends with MSG_NOSIGNAL.
             Socket::TcpStream(s) => s.write(buf),
             #[cfg(unix)]
-            Socket::UnixStream(s) => s.write(buf),
+            Socket::UnixStream(s) => nosigpipe::send(&*s, buf),
             _ => Err(self.wrong_kind("write", Need::Stream)),
         }
     }
 
     pub(crate) fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         match self {
+            // writev(2) raises SIGPIPE on a closed peer: use sendmsg instead.
+            #[cfg(unix)]
+            Socket::TcpStream(s) => nosigpipe::send_vectored(&*s, bufs),
+            #[cfg(not(unix))]
             Socket::TcpStream(s) => s.write_vectored(bufs),
             #[cfg(unix)]
-            Socket::UnixStream(s) => s.write_vectored(bufs),
+            Socket::UnixStream(s) => nosigpipe::send_vectored(&*s, bufs),
             _ => Err(self.wrong_kind("write_vectored", Need::Stream)),
         }
     }
@@ -329,3 +334,44 @@ into_socket!(
     mio::net::UnixDatagram,
     std::os::unix::net::UnixDatagram
 );
+
+/// Stream writes that never raise SIGPIPE: a write to a closed peer must be
+/// an `EPIPE` error, even in a process that restored SIGPIPE's default
+/// action (which ends the process). Where `MSG_NOSIGNAL` exists it is passed
+/// to `send`/`sendmsg`; elsewhere (Apple) std and mio set `SO_NOSIGPIPE`.
+#[cfg(unix)]
+mod nosigpipe {
+    use std::io::{self, IoSlice};
+    use std::os::fd::AsFd;
+
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly",
+        target_os = "illumos",
+        target_os = "solaris"
+    ))]
+    const FLAGS: std::os::raw::c_int = libc::MSG_NOSIGNAL;
+    #[cfg(not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly",
+        target_os = "illumos",
+        target_os = "solaris"
+    )))]
+    const FLAGS: std::os::raw::c_int = 0;
+
+    pub(super) fn send(socket: &impl AsFd, buf: &[u8]) -> io::Result<usize> {
+        socket2::SockRef::from(socket).send_with_flags(buf, FLAGS)
+    }
+
+    pub(super) fn send_vectored(socket: &impl AsFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        socket2::SockRef::from(socket).send_vectored_with_flags(bufs, FLAGS)
+    }
+}

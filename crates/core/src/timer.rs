@@ -226,4 +226,20 @@ mod tests {
         assert_eq!(timers.next_deadline(), Some(t0 + Duration::from_millis(25)));
         assert!(!timers.cancel(late), "a fired one-shot cannot be cancelled");
     }
+
+    #[test]
+    fn periodic_timer_does_not_drift_over_100_late_firings() {
+        let mut timers = Timers::default();
+        let t0 = Instant::now();
+        let period = Duration::from_millis(10);
+        let id = timers.insert(t0 + period, Some(period));
+        for k in 1..=100u32 {
+            let deadline = timers.next_deadline().unwrap();
+            assert_eq!(deadline, t0 + period * k, "period {k}");
+            // Every firing is handled 3 ms late; deadlines must not move.
+            let late = deadline + Duration::from_millis(3);
+            assert_eq!(timers.pop_due(late), Some(id));
+            assert_eq!(timers.pop_due(late), None);
+        }
+    }
 }

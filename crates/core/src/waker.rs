@@ -99,7 +99,9 @@ impl<T> Clone for Tx<T> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Sender<T> {
-    tx: Tx<T>,
+    /// Always `Some` but in `drop`, which drops it before waking the loop,
+    /// so that the loop sees the disconnection when it looks.
+    tx: Option<Tx<T>>,
     notify: Arc<Notify>,
     waker: Waker,
 }
@@ -145,7 +147,7 @@ impl<T> Sender<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn send(&self, message: T) -> io::Result<()> {
-        match &self.tx {
+        match self.tx() {
             Tx::Unbounded(tx) => tx.send(message).map_err(|_| disconnected())?,
             Tx::Bounded(tx) => tx.send(message).map_err(|_| disconnected())?,
         }
@@ -173,7 +175,7 @@ impl<T> Sender<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn try_send(&self, message: T) -> Result<(), mpsc::TrySendError<T>> {
-        match &self.tx {
+        match self.tx() {
             Tx::Unbounded(tx) => tx
                 .send(message)
                 .map_err(|e| mpsc::TrySendError::Disconnected(e.0))?,
@@ -185,11 +187,26 @@ impl<T> Sender<T> {
         Ok(())
     }
 
+    fn tx(&self) -> &Tx<T> {
+        self.tx.as_ref().expect("a live Sender holds its channel")
+    }
+
     fn notify(&self) -> io::Result<()> {
         if !self.notify.pending.swap(true, Ordering::SeqCst) {
             self.waker.wake()?;
         }
         Ok(())
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    /// Wakes the loop after letting go of the channel, so that a loop
+    /// waiting for "every sender gone" hears of it.
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Err(e) = self.notify() {
+            log::debug!("channel: waking the loop on drop failed: {e}");
+        }
     }
 }
 
@@ -287,7 +304,7 @@ pub(crate) fn channel<T>(waker: Waker, bound: Option<usize>) -> (Sender<T>, Rece
     };
     (
         Sender {
-            tx,
+            tx: Some(tx),
             notify: notify.clone(),
             waker,
         },
