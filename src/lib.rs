@@ -15,3 +15,8 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub use sockmux_core::*;
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctest;

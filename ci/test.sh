@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, docs, every test on Linux, and the
+# Windows leg (x86_64-pc-windows-gnu under wine) when ci/windows.sh exists.
+# Run as root on a fresh Debian machine, it installs what it needs first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s\n' "$*"; }
+
+# --- install what is missing -------------------------------------------------
+need_components=()
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || need_components+=(rustfmt)
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || need_components+=(clippy)
+if ((${#need_components[@]})); then
+    step "rustup component add ${need_components[*]}"
+    rustup component add "${need_components[@]}"
+fi
+
+# --- the Linux leg -------------------------------------------------------------
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+step "cargo doc -D warnings"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
+step "cargo test"
+cargo test --workspace --all-targets
+cargo test --workspace --doc
+
+# --- the Windows leg ---------------------------------------------------------
+if [[ -x ci/windows.sh && "${SOCKMUX_SKIP_WINDOWS:-0}" != 1 ]]; then
+    step "Windows leg (ci/windows.sh)"
+    ci/windows.sh
+fi
+
+step "all passed"
