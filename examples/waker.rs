@@ -98,10 +98,7 @@ fn run(workers: u32, jobs: u32) -> io::Result<()> {
                     match rx.try_recv() {
                         Ok(done) => {
                             received += 1;
-                            println!(
-                                "worker {} job {}: {}",
-                                done.worker, done.job, done.result
-                            );
+                            println!("worker {} job {}: {}", done.worker, done.job, done.result);
                         }
                         Err(TryRecvError::Empty) => break,
                         Err(TryRecvError::Disconnected) => break 'run,

@@ -11,7 +11,10 @@ use std::time::Duration;
 /// integration tests.
 fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
     let path = profile_dir
         .join("examples")
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
@@ -57,7 +60,11 @@ fn counter_prints_ten_datagrams_and_exits_zero() {
 
 #[test]
 fn counter_rejects_bad_arguments_with_exit_2() {
-    for args in [&["--port", "notaport"][..], &["--bogus"], &["--port", "70000"]] {
+    for args in [
+        &["--port", "notaport"][..],
+        &["--bogus"],
+        &["--port", "70000"],
+    ] {
         let mut cmd = Command::new(example("counter"));
         cmd.args(args);
         let out = run_with_deadline(cmd, Duration::from_secs(60));

@@ -18,7 +18,11 @@ fn collect_timers(
     let mut events = Events::with_capacity(1024);
     let mut seen = Vec::new();
     while !until(&seen) {
-        assert!(Instant::now() < deadline, "timed out; saw {} timers", seen.len());
+        assert!(
+            Instant::now() < deadline,
+            "timed out; saw {} timers",
+            seen.len()
+        );
         sockets
             .poll(&mut events, Some(Duration::from_millis(100)))
             .unwrap();
@@ -114,7 +118,10 @@ fn poll_timeout_is_bounded_by_the_nearest_timer() {
         sockets
             .poll(&mut events, Some(Duration::from_secs(3600)))
             .unwrap();
-        assert!(start.elapsed() < Duration::from_secs(10), "slept past the timer");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "slept past the timer"
+        );
     }
     assert_eq!(events.iter().collect::<Vec<_>>(), [Event::Timer(t)]);
     assert!(start.elapsed() >= Duration::from_millis(30));
@@ -141,9 +148,7 @@ fn hundred_thousand_timers_half_cancelled_fire_once_in_deadline_order() {
         assert!(sockets.cancel_timer(*id));
         deadlines.remove(id);
     }
-    let seen = collect_timers(&mut sockets, Duration::from_secs(30), |s| {
-        s.len() >= 50_000
-    });
+    let seen = collect_timers(&mut sockets, Duration::from_secs(30), |s| s.len() >= 50_000);
     assert_eq!(seen.len(), 50_000);
     let mut fired = HashMap::new();
     let mut previous = start;

@@ -1,0 +1,216 @@
+//! RELIABILITY row 18, signals: SIGTERM, SIGHUP and SIGINT arrive as events;
+//! a server told to stop by SIGTERM mid-transfer drains what it has and
+//! stops; SIGPIPE, even at its default disposition, never kills the process.
+//!
+//! Its own test binary with its own `main`: signal dispositions are
+//! process-wide, and the drain test runs this same binary again as a child
+//! (`--child-server`) that signals itself.
+
+#[cfg(unix)]
+#[path = "util/mod.rs"]
+mod util;
+
+#[cfg(unix)]
+fn main() {
+    if std::env::args().nth(1).as_deref() == Some("--child-server") {
+        unix::child_server();
+        return;
+    }
+    unix::raised_signals_arrive_as_events();
+    unix::sigterm_mid_transfer_drains_and_stops();
+    unix::sigpipe_at_default_never_kills_on_a_reset_peer();
+    println!("signals: 3 tests passed");
+}
+
+#[cfg(not(unix))]
+fn main() {
+    // Windows has only Ctrl-C (Signal::Interrupt), which a test cannot send
+    // to its own console under wine; the signal module's unit tests cover
+    // the registration there.
+    println!("signals: skipped, Unix signals do not exist on this platform");
+}
+
+#[cfg(unix)]
+mod unix {
+    use std::io::{BufRead as _, BufReader, ErrorKind, IoSlice, Read as _, Write as _};
+    use std::net::{Shutdown, TcpStream};
+    use std::process::{Command, Stdio};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    use sockmux::{Event, Events, Signal, Sockets, Token};
+
+    use crate::util::{pattern, poll_until, LIMIT};
+
+    pub(crate) fn raised_signals_arrive_as_events() {
+        let mut sockets = Sockets::new().unwrap();
+        let mut events = Events::with_capacity(8);
+        sockets
+            .watch_signals(&[Signal::Terminate, Signal::Hangup, Signal::Interrupt])
+            .unwrap();
+        for (raw, want) in [
+            (libc::SIGTERM, Signal::Terminate),
+            (libc::SIGHUP, Signal::Hangup),
+            (libc::SIGINT, Signal::Interrupt),
+        ] {
+            // SAFETY: raise with a signal number whose handler is installed.
+            assert_eq!(unsafe { libc::raise(raw) }, 0);
+            let mut seen = Vec::new();
+            poll_until(&mut sockets, &mut events, LIMIT, |_, e| {
+                seen.push(e);
+                e == Event::Signal(want)
+            });
+            assert_eq!(seen, vec![Event::Signal(want)], "exactly the one signal");
+        }
+        println!("ok: SIGTERM, SIGHUP and SIGINT arrive as events");
+    }
+
+    /// The parent: runs the child server, sends it 8 MiB, and checks that
+    /// the child, which SIGTERMs itself after the first MiB, still takes all
+    /// of it, answers, and exits 0.
+    pub(crate) fn sigterm_mid_transfer_drains_and_stops() {
+        const LEN: usize = 8 << 20;
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .arg("--child-server")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().expect("child printed its port").unwrap();
+        let port: u16 = first
+            .strip_prefix("listening ")
+            .expect(&first)
+            .parse()
+            .unwrap();
+
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(LIMIT)).unwrap();
+        stream.write_all(&pattern(LEN, 18)).unwrap();
+        stream.shutdown(Shutdown::Write).unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        assert_eq!(reply, format!("received {LEN}\n"));
+
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let rest: Vec<String> = lines.map_while(Result::ok).collect();
+            let _ = tx.send((child.wait().unwrap(), rest));
+        });
+        let (status, rest) = rx.recv_timeout(LIMIT).expect("the child did not stop");
+        assert!(status.success(), "child: {status:?}");
+        assert_eq!(rest, vec!["terminate: draining", "stopped"]);
+        println!("ok: SIGTERM mid-transfer drains 8 MiB and stops");
+    }
+
+    /// The child: a one-connection-at-a-time byte counter that signals
+    /// itself after the first MiB, then stops accepting, finishes what it
+    /// has and exits.
+    pub(crate) fn child_server() {
+        let mut sockets = Sockets::new().unwrap();
+        let mut events = Events::with_capacity(64);
+        sockets.watch_signals(&[Signal::Terminate]).unwrap();
+        let listener = sockets.listen_tcp("127.0.0.1:0").unwrap();
+        println!("listening {}", sockets.local_addr(listener).unwrap().port());
+        let mut listener = Some(listener);
+        let mut conns: Vec<(Token, usize)> = Vec::new();
+        let mut signalled = false;
+        let mut stopping = false;
+        let mut buf = vec![0u8; 64 * 1024];
+        let deadline = Instant::now() + LIMIT;
+        while !(stopping && conns.is_empty()) {
+            assert!(Instant::now() < deadline, "child: no progress");
+            sockets.poll(&mut events, Some(LIMIT)).unwrap();
+            for event in &events {
+                match event {
+                    Event::Signal(Signal::Terminate) => {
+                        println!("terminate: draining");
+                        stopping = true;
+                        if let Some(l) = listener.take() {
+                            sockets.remove(l).unwrap(); // stop accepting
+                        }
+                    }
+                    Event::Read(t) if Some(t) == listener => match sockets.accept(t) {
+                        Ok(c) => conns.push((c, 0)),
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                        Err(e) => panic!("accept: {e}"),
+                    },
+                    Event::Read(t) => {
+                        let Some(i) = conns.iter().position(|c| c.0 == t) else {
+                            continue;
+                        };
+                        loop {
+                            match sockets.read(t, &mut buf) {
+                                Ok(0) => {
+                                    let reply = format!("received {}\n", conns[i].1);
+                                    // Small enough for an empty send buffer.
+                                    assert_eq!(
+                                        sockets.write(t, reply.as_bytes()).unwrap(),
+                                        reply.len()
+                                    );
+                                    sockets.remove(t).unwrap();
+                                    conns.swap_remove(i);
+                                    break;
+                                }
+                                Ok(n) => {
+                                    conns[i].1 += n;
+                                    if conns[i].1 >= 1 << 20 && !signalled {
+                                        signalled = true;
+                                        // SAFETY: SIGTERM is watched: it becomes an event.
+                                        assert_eq!(unsafe { libc::raise(libc::SIGTERM) }, 0);
+                                    }
+                                }
+                                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                                Err(e) => panic!("read: {e}"),
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        println!("stopped");
+    }
+
+    pub(crate) fn sigpipe_at_default_never_kills_on_a_reset_peer() {
+        // SAFETY: restoring the default disposition (Rust's runtime ignores
+        // SIGPIPE; a C host program or a user may not).
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        let mut sockets = Sockets::new().unwrap();
+        let mut events = Events::with_capacity(8);
+        let listener = sockets.listen_tcp("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(sockets.local_addr(listener).unwrap()).unwrap();
+        let mut conn = None;
+        poll_until(&mut sockets, &mut events, LIMIT, |s, e| {
+            if e == Event::Read(listener) {
+                conn = s.accept(listener).ok();
+            }
+            conn.is_some()
+        });
+        let conn = conn.unwrap();
+        let client = socket2::Socket::from(client);
+        client.set_linger(Some(Duration::ZERO)).unwrap();
+        drop(client); // RST
+        poll_until(&mut sockets, &mut events, LIMIT, |_, e| {
+            e == Event::Error(conn)
+        });
+
+        let chunk = vec![7u8; 16 * 1024];
+        let mut errors = Vec::new();
+        for round in 0..4 {
+            let bufs = [IoSlice::new(&chunk), IoSlice::new(&chunk)];
+            let r = if round % 2 == 0 {
+                sockets.write_vectored(conn, &bufs)
+            } else {
+                sockets.write(conn, &chunk)
+            };
+            if let Err(e) = r {
+                errors.push(e.kind());
+            }
+        }
+        assert!(
+            errors.contains(&ErrorKind::BrokenPipe),
+            "writes to a reset peer must fail with EPIPE: {errors:?}"
+        );
+        println!("ok: SIGPIPE at SIG_DFL, writes to a reset peer failed with {errors:?}");
+    }
+}
