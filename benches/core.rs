@@ -1,0 +1,185 @@
+//! Figures for the core table, printed, never asserted:
+//!
+//! - poll cost with one busy socket among 10, 1,000 and 10,000 idle ones
+//!   (the ratio to 10 is the O(ready) check);
+//! - timer schedule + cancel rate for 100,000 timers, and firing them;
+//! - wake latency from another thread to the loop, p50 and p99.
+//!
+//! `cargo bench --bench core` runs the full sizes; under `cargo test` (no
+//! `--bench` argument) it runs a quick smoke pass with small sizes.
+
+use std::io::ErrorKind;
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use sockmux::{Event, Events, Sockets};
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let scale = if full { 1 } else { 100 };
+    raise_nofile_limit();
+    poll_cost(&[10, 1_000, 10_000], 200_000 / scale);
+    timers(100_000 / scale);
+    wake_latency(20_000 / scale);
+}
+
+/// 10,000 sockets need more descriptors than the usual soft limit of 1024.
+fn raise_nofile_limit() {
+    #[cfg(unix)]
+    // SAFETY: getrlimit/setrlimit with a valid struct.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max.min(1 << 16);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// One iteration: a datagram is sent to the busy socket, the loop polls,
+/// gets its `Read`, and reads until `WouldBlock`. The idle sockets are
+/// registered and never ready. Per-iteration time should not depend on how
+/// many idle sockets there are.
+fn poll_cost(idle_counts: &[usize], iterations: usize) {
+    let mut results = Vec::new();
+    for &idle in idle_counts {
+        let mut sockets = Sockets::new().unwrap();
+        let mut idle_tokens = Vec::with_capacity(idle);
+        for _ in 0..idle {
+            match sockets.bind_udp("127.0.0.1:0") {
+                Ok(t) => idle_tokens.push(t),
+                Err(e) => {
+                    println!(
+                        "poll cost: stopped at {} idle sockets: {e}",
+                        idle_tokens.len()
+                    );
+                    break;
+                }
+            }
+        }
+        let busy = sockets.bind_udp("127.0.0.1:0").unwrap();
+        let addr = sockets.local_addr(busy).unwrap();
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut events = Events::with_capacity(64);
+        let mut buf = [0u8; 64];
+        let mut run = |n: usize| {
+            let start = Instant::now();
+            for _ in 0..n {
+                sender.send_to(b"ping", addr).unwrap();
+                let mut got = false;
+                while !got {
+                    sockets
+                        .poll(&mut events, Some(Duration::from_secs(5)))
+                        .unwrap();
+                    for event in &events {
+                        if event == Event::Read(busy) {
+                            loop {
+                                match sockets.recv(busy, &mut buf) {
+                                    Ok(_) => got = true,
+                                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                                    Err(e) => panic!("{e}"),
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            start.elapsed()
+        };
+        run(iterations / 10); // warm up
+        let took = run(iterations);
+        let per = took.as_secs_f64() * 1e9 / iterations as f64;
+        results.push((idle_tokens.len(), per));
+    }
+    let base = results[0].1;
+    println!(
+        "poll cost, 1 busy socket (send + poll + recv to WouldBlock), {iterations} iterations:"
+    );
+    for (idle, per) in &results {
+        println!(
+            "  {idle:>6} idle: {per:>8.0} ns/iteration  ratio to {}: {:.3}",
+            results[0].0,
+            per / base
+        );
+    }
+}
+
+fn timers(n: usize) {
+    let mut sockets = Sockets::new().unwrap();
+    // Schedule n, cancel n: the rate counts schedule+cancel pairs.
+    let start = Instant::now();
+    let ids: Vec<_> = (0..n)
+        .map(|i| {
+            sockets.timer_after(
+                Duration::from_secs(3600) + Duration::from_nanos(i as u64 * 7919 % 1_000_000),
+            )
+        })
+        .collect();
+    let scheduled = start.elapsed();
+    for id in &ids {
+        assert!(sockets.cancel_timer(*id));
+    }
+    let both = start.elapsed();
+    println!(
+        "timers: {n} scheduled in {scheduled:?}, all cancelled by {both:?}: {:.2} M schedule+cancel pairs/s",
+        n as f64 / both.as_secs_f64() / 1e6
+    );
+    // Fire n timers due now: how fast they come out as events.
+    let now = Instant::now();
+    for i in 0..n {
+        sockets.timer_at(now + Duration::from_nanos(i as u64));
+    }
+    let mut events = Events::with_capacity(1024);
+    let start = Instant::now();
+    let mut fired = 0;
+    while fired < n {
+        sockets
+            .poll(&mut events, Some(Duration::from_secs(5)))
+            .unwrap();
+        fired += events
+            .iter()
+            .filter(|e| matches!(e, Event::Timer(_)))
+            .count();
+    }
+    println!(
+        "timers: {n} due timers delivered as events in {:?} ({:.2} M/s)",
+        start.elapsed(),
+        n as f64 / start.elapsed().as_secs_f64() / 1e6
+    );
+}
+
+/// Another thread stamps an `Instant`, sends it through the loop's channel
+/// (which wakes the loop), and waits for the loop's answer before the next.
+fn wake_latency(samples: usize) {
+    let mut sockets = Sockets::new().unwrap();
+    let (tx, rx) = sockets.channel::<Instant>().unwrap();
+    let (ack_tx, ack_rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        for _ in 0..samples {
+            tx.send(Instant::now()).unwrap();
+            ack_rx.recv().unwrap();
+        }
+    });
+    let mut events = Events::with_capacity(8);
+    let mut latencies = Vec::with_capacity(samples);
+    while latencies.len() < samples {
+        sockets
+            .poll(&mut events, Some(Duration::from_secs(5)))
+            .unwrap();
+        if events.iter().any(|e| e == Event::Wake) {
+            while let Ok(sent) = rx.try_recv() {
+                latencies.push(sent.elapsed());
+                ack_tx.send(()).unwrap();
+            }
+        }
+    }
+    thread.join().unwrap();
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
+    println!(
+        "wake latency (channel send on another thread -> message in the loop), {samples} samples: p50 {:?}, p99 {:?}, max {:?}",
+        at(0.50),
+        at(0.99),
+        latencies[latencies.len() - 1]
+    );
+}
