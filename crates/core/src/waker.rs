@@ -210,9 +210,9 @@ impl<T> Drop for Sender<T> {
     }
 }
 
-/// The receiving end of a channel into the loop. On [`Event::Wake`]
-/// (crate::Event::Wake), call [`try_recv`](Receiver::try_recv) until it
-/// returns `None`.
+/// The receiving end of a channel into the loop. On
+/// [`Event::Wake`](crate::Event::Wake), call [`try_recv`](Receiver::try_recv)
+/// until it answers [`TryRecvError::Empty`](std::sync::mpsc::TryRecvError).
 ///
 /// # Examples
 ///
