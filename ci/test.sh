@@ -27,6 +27,9 @@ step "cargo doc -D warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
 step "cargo test"
+# Plain example binaries first: tests run them (`--all-targets` alone builds
+# examples only in test mode).
+cargo build --workspace --examples
 cargo test --workspace --all-targets
 cargo test --workspace --doc
 

@@ -18,7 +18,12 @@ fn example(name: &str) -> PathBuf {
     let path = profile_dir
         .join("examples")
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(path.exists(), "{} is not built", path.display());
+    assert!(
+        path.exists(),
+        "{} is not built: `cargo test` builds it, `cargo test --all-targets` does not \
+         (run `cargo build --examples` first, as ci/test.sh does)",
+        path.display()
+    );
     path
 }
 
