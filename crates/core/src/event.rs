@@ -11,7 +11,7 @@ use crate::{Signal, TimerId, Token};
 /// # Examples
 ///
 /// ```
-/// use sockmux_core::{Event, Events, Interest, Sockets};
+/// use sockmux_core::{Event, Events, Sockets};
 /// use std::time::Duration;
 ///
 /// let mut sockets = Sockets::new()?;
