@@ -28,13 +28,33 @@ const WRITE: u8 = 0b10;
 impl Interest {
     /// Nothing: the socket stays in the table but raises no `Read` or `Write`
     /// (errors are still reported).
+    ///
+    /// ```
+    /// use sockmux_core::Interest;
+    /// assert!(!Interest::NONE.is_readable() && !Interest::NONE.is_writable());
+    /// ```
     pub const NONE: Interest = Interest(0);
     /// Report `Read` events.
+    ///
+    /// ```
+    /// use sockmux_core::Interest;
+    /// assert!(Interest::READABLE.is_readable() && !Interest::READABLE.is_writable());
+    /// ```
     pub const READABLE: Interest = Interest(READ);
     /// Report `Write` events.
+    ///
+    /// ```
+    /// use sockmux_core::Interest;
+    /// assert!(Interest::WRITABLE.is_writable() && !Interest::WRITABLE.is_readable());
+    /// ```
     pub const WRITABLE: Interest = Interest(WRITE);
     /// Report both `Read` and `Write` events, like the sketch's `select()`
     /// over all three lists.
+    ///
+    /// ```
+    /// use sockmux_core::Interest;
+    /// assert_eq!(Interest::BOTH, Interest::READABLE.add(Interest::WRITABLE));
+    /// ```
     pub const BOTH: Interest = Interest(READ | WRITE);
 
     /// Whether `Read` events are wanted.

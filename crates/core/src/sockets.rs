@@ -17,6 +17,12 @@ use crate::{Event, Events, Interest, Mode, Signal, Socket, TimerId, Token, Waker
 
 /// Default listen backlog: the kernel caps it (Linux `somaxconn`, 4096 on
 /// current kernels); mio's own default of 128 makes bursts of connects slow.
+/// [`Sockets::listen_tcp`] uses it; [`Sockets::listen_tcp_with_backlog`]
+/// takes another.
+///
+/// ```
+/// assert!(sockmux_core::DEFAULT_BACKLOG >= 1024);
+/// ```
 pub const DEFAULT_BACKLOG: u32 = 4096;
 
 /// Whether a short read or write on a stream proves it drained. True where
