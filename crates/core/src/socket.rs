@@ -344,27 +344,9 @@ mod nosigpipe {
     use std::io::{self, IoSlice};
     use std::os::fd::AsFd;
 
-    #[cfg(any(
-        target_os = "linux",
-        target_os = "android",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly",
-        target_os = "illumos",
-        target_os = "solaris"
-    ))]
+    #[cfg(not(target_vendor = "apple"))]
     const FLAGS: std::os::raw::c_int = libc::MSG_NOSIGNAL;
-    #[cfg(not(any(
-        target_os = "linux",
-        target_os = "android",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly",
-        target_os = "illumos",
-        target_os = "solaris"
-    )))]
+    #[cfg(target_vendor = "apple")]
     const FLAGS: std::os::raw::c_int = 0;
 
     pub(super) fn send(socket: &impl AsFd, buf: &[u8]) -> io::Result<usize> {
