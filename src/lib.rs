@@ -1,7 +1,9 @@
 //! sockmux: many sockets on one thread, without async and without threads.
 //!
-//! This crate re-exports [`sockmux_core`] (the socket table and its events);
-//! see there for the event model.
+//! This crate re-exports [`sockmux_core`] (the socket table and its events;
+//! see there for the event model) and [`sockmux_responder`] (a responder per
+//! socket, driven by a [`Dispatcher`]), both flat at the root:
+//! `use sockmux::{Dispatcher, Event, Responder};`.
 //!
 //! ```
 //! use sockmux::{Events, Sockets};
@@ -15,6 +17,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub use sockmux_core::*;
+pub use sockmux_responder::*;
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]

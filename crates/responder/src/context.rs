@@ -1,0 +1,264 @@
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use sockmux_core::{TimerId, Token};
+
+use crate::Table;
+
+/// What a handler gets besides its event: the shared state, the socket
+/// table, its own token, timers and the loop's stop controls.
+///
+/// The two public fields are separate borrows, so a handler can hold the
+/// state and do I/O at the same time — say, walk a list of peers kept in
+/// the state and write to each:
+///
+/// ```
+/// # use sockmux_core::Token;
+/// # use sockmux_responder::Context;
+/// struct Chat { peers: Vec<Token> }
+///
+/// fn broadcast(cx: &mut Context<'_, Chat>, line: &[u8]) {
+///     for &peer in &cx.state.peers {
+///         let _ = cx.sockets.write(peer, line); // a real program buffers the rest
+///     }
+/// }
+/// # let _ = (broadcast, Chat { peers: Vec::new() }.peers);
+/// ```
+///
+/// # Examples
+///
+/// ```
+/// use sockmux_core::Event;
+/// use sockmux_responder::{Action, Context, Dispatcher};
+///
+/// // A closure is a responder too: it counts its events and stops the loop.
+/// let counter = |event: Event, cx: &mut Context<'_, u32>| {
+///     assert_eq!(event, Event::Write(cx.token()));
+///     *cx.state += 1;
+///     cx.stop();
+///     Action::Close
+/// };
+/// let mut dispatcher = Dispatcher::new(0)?;
+/// let mut sockets = dispatcher.sockets();
+/// let t = sockets.bind_udp("127.0.0.1:0", counter)?;
+/// sockets.set_interest(t, sockmux_core::Interest::WRITABLE)?;
+/// dispatcher.run_for(std::time::Duration::from_secs(10))?;
+/// assert_eq!(*dispatcher.state(), 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Context<'a, S> {
+    /// The program's shared state: the sketch's "common context", reached
+    /// by every responder in turn without `Rc<RefCell<_>>`.
+    pub state: &'a mut S,
+    /// The socket table: I/O on this socket and any other, registration,
+    /// removal.
+    pub sockets: Table<'a, S>,
+    pub(crate) token: Token,
+}
+
+impl<S> fmt::Debug for Context<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Context<'_, S> {
+    /// The token of the socket whose responder is being called. In the
+    /// [`closed`](crate::Responder::closed) hook it is already stale.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::Event;
+    /// use sockmux_responder::{Action, Context};
+    ///
+    /// fn handler(event: Event, cx: &mut Context<'_, ()>) -> Action {
+    ///     assert_eq!(event.token(), Some(cx.token()));
+    ///     Action::Continue
+    /// }
+    /// # let _ = handler;
+    /// ```
+    #[must_use]
+    pub fn token(&self) -> Token {
+        self.token
+    }
+
+    /// Stops the loop: [`Dispatcher::run`](crate::Dispatcher::run) returns
+    /// once the current turn is over. Sockets stay open and registered; run
+    /// again to go on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::{Event, Interest};
+    /// use sockmux_responder::{Action, Context, Dispatcher};
+    ///
+    /// let mut dispatcher = Dispatcher::new(())?;
+    /// let mut sockets = dispatcher.sockets();
+    /// let t = sockets.bind_udp("127.0.0.1:0", |_: Event, cx: &mut Context<'_, ()>| {
+    ///     cx.stop();
+    ///     Action::Continue
+    /// })?;
+    /// sockets.set_interest(t, Interest::WRITABLE)?; // ready at once
+    /// dispatcher.run()?;
+    /// assert!(dispatcher.is_stopped());
+    /// assert!(dispatcher.sockets().contains(t));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn stop(&mut self) {
+        self.sockets.core.stop = true;
+    }
+
+    /// Begins a graceful stop once the current call returns: every
+    /// responder's [`stop`](crate::Responder::stop) hook runs (listeners
+    /// close, connections flush), and whatever is still open after `grace`
+    /// is closed. The loop returns when the table is empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::{Event, Interest};
+    /// use sockmux_responder::{Action, Context, Dispatcher};
+    /// use std::time::Duration;
+    ///
+    /// let mut dispatcher = Dispatcher::new(())?;
+    /// let mut sockets = dispatcher.sockets();
+    /// let t = sockets.bind_udp("127.0.0.1:0", |_: Event, cx: &mut Context<'_, ()>| {
+    ///     cx.stop_gracefully(Duration::from_secs(5));
+    ///     Action::Continue
+    /// })?;
+    /// sockets.set_interest(t, Interest::WRITABLE)?;
+    /// dispatcher.run()?; // the default stop hook closed the socket
+    /// assert!(dispatcher.sockets().is_empty());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn stop_gracefully(&mut self, grace: Duration) {
+        let core = &mut *self.sockets.core;
+        if core.stopping.is_none() {
+            core.stop_gracefully = Some(core.stop_gracefully.map_or(grace, |g| g.min(grace)));
+        }
+    }
+
+    /// A one-shot timer owned by this responder: its
+    /// [`timer`](crate::Responder::timer) hook runs no sooner than `delay`
+    /// from now. Cancelled when the socket closes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::{Event, TimerId};
+    /// use sockmux_responder::{Action, Context, Dispatcher, Responder};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// struct Idle;
+    /// impl Responder<Option<Instant>> for Idle {
+    ///     fn ready(&mut self, _: Event, _: &mut Context<'_, Option<Instant>>) -> Action {
+    ///         Action::Continue
+    ///     }
+    ///     fn registered(&mut self, cx: &mut Context<'_, Option<Instant>>) -> Action {
+    ///         cx.timer_after(Duration::from_millis(20));
+    ///         Action::Continue
+    ///     }
+    ///     fn timer(&mut self, _: TimerId, cx: &mut Context<'_, Option<Instant>>) -> Action {
+    ///         *cx.state = Some(Instant::now());
+    ///         cx.stop();
+    ///         Action::Close
+    ///     }
+    /// }
+    ///
+    /// let start = Instant::now();
+    /// let mut dispatcher = Dispatcher::new(None)?;
+    /// dispatcher.sockets().bind_udp("127.0.0.1:0", Idle)?;
+    /// dispatcher.run_for(Duration::from_secs(10))?;
+    /// assert!(dispatcher.state().unwrap() >= start + Duration::from_millis(20));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn timer_after(&mut self, delay: Duration) -> TimerId {
+        let id = self.sockets.core.sockets.timer_after(delay);
+        self.sockets.core.own_timer(self.token, id, false)
+    }
+
+    /// A one-shot timer owned by this responder, for `deadline`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::Event;
+    /// use sockmux_responder::{Action, Context};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// fn on_read(_: Event, cx: &mut Context<'_, ()>) -> Action {
+    ///     cx.timer_at(Instant::now() + Duration::from_secs(30)); // an idle limit
+    ///     Action::Continue
+    /// }
+    /// # let _ = on_read;
+    /// ```
+    pub fn timer_at(&mut self, deadline: Instant) -> TimerId {
+        let id = self.sockets.core.sockets.timer_at(deadline);
+        self.sockets.core.own_timer(self.token, id, false)
+    }
+
+    /// A periodic timer owned by this responder: fires every `period`
+    /// (without drift) until cancelled or the socket closes.
+    ///
+    /// # Panics
+    ///
+    /// If `period` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::{Event, TimerId};
+    /// use sockmux_responder::{Action, Context, Dispatcher, Responder};
+    /// use std::time::Duration;
+    ///
+    /// struct Ticker;
+    /// impl Responder<u32> for Ticker {
+    ///     fn ready(&mut self, _: Event, _: &mut Context<'_, u32>) -> Action {
+    ///         Action::Continue
+    ///     }
+    ///     fn registered(&mut self, cx: &mut Context<'_, u32>) -> Action {
+    ///         cx.timer_every(Duration::from_millis(5));
+    ///         Action::Continue
+    ///     }
+    ///     fn timer(&mut self, _: TimerId, cx: &mut Context<'_, u32>) -> Action {
+    ///         *cx.state += 1;
+    ///         if *cx.state == 3 { Action::Close } else { Action::Continue }
+    ///     }
+    /// }
+    ///
+    /// let mut dispatcher = Dispatcher::new(0)?;
+    /// dispatcher.sockets().bind_udp("127.0.0.1:0", Ticker)?;
+    /// dispatcher.run()?; // returns when the table is empty
+    /// assert_eq!(*dispatcher.state(), 3);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn timer_every(&mut self, period: Duration) -> TimerId {
+        let id = self.sockets.core.sockets.timer_every(period);
+        self.sockets.core.own_timer(self.token, id, true)
+    }
+
+    /// Cancels a timer; returns whether it was still pending.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::Event;
+    /// use sockmux_responder::{Action, Context};
+    /// use std::time::Duration;
+    ///
+    /// fn handler(_: Event, cx: &mut Context<'_, ()>) -> Action {
+    ///     let id = cx.timer_after(Duration::from_secs(1));
+    ///     assert!(cx.cancel_timer(id));
+    ///     assert!(!cx.cancel_timer(id));
+    ///     Action::Continue
+    /// }
+    /// # let _ = handler;
+    /// ```
+    pub fn cancel_timer(&mut self, id: TimerId) -> bool {
+        self.sockets.core.disown_timer(id);
+        self.sockets.core.sockets.cancel_timer(id)
+    }
+}
