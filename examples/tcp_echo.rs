@@ -1,0 +1,314 @@
+//! A TCP echo server built from two responders: one for the listener, which
+//! registers one for each connection it accepts. Every byte a client sends
+//! comes back, in order, however the client splits or pipelines its writes.
+//!
+//! Memory stays bounded whatever a client does: each connection queues at
+//! most `HIGH_WATER` bytes of echo; at that mark the server stops reading
+//! that client (the kernel then pushes back on it) until the queue drains to
+//! `LOW_WATER`. Each event reads at most `READ_PER_EVENT` bytes, so a client
+//! that floods the server cannot starve the others: level semantics bring
+//! its `Read` back on the next turn. Ctrl-C (or SIGTERM) stops gracefully:
+//! the listener closes, queued echoes are flushed, then connections close.
+//!
+//! ```text
+//! cargo run --example tcp_echo                          # 127.0.0.1:7777
+//! cargo run --example tcp_echo -- --addr 0.0.0.0 --port 0
+//! RUST_LOG=debug cargo run --example tcp_echo           # connections, stops
+//! nc 127.0.0.1 7777                                     # then type lines
+//! ```
+
+use std::io::{self, ErrorKind};
+use std::net::ToSocketAddrs;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use log::{debug, info, warn};
+use sockmux::{Action, Context, Dispatcher, Event, Interest, Responder, Signal, Socket, TimerId};
+
+const USAGE: &str = "usage: tcp_echo [--addr ADDR] [--port PORT]\n\n\
+    Echoes every TCP connection on ADDR:PORT (default 127.0.0.1:7777; port 0 picks one).";
+
+/// Echo bytes queued per connection at which reading from it pauses.
+pub(crate) const HIGH_WATER: usize = 256 * 1024;
+/// Queued bytes at which reading resumes.
+pub(crate) const LOW_WATER: usize = 64 * 1024;
+/// Bytes read from one connection per event at most.
+pub(crate) const READ_PER_EVENT: usize = 64 * 1024;
+/// Size of one read call.
+const READ_CHUNK: usize = 16 * 1024;
+/// Connections accepted per listener event at most.
+const ACCEPT_PER_EVENT: usize = 64;
+/// How long the listener pauses after an accept error (e.g. out of file
+/// descriptors) before it tries again; nginx waits as long.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(500);
+/// How long a graceful stop may take.
+const GRACE: Duration = Duration::from_secs(5);
+
+fn main() -> ExitCode {
+    env_logger::init();
+    let (addr, port) = match parse_args() {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("tcp_echo: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run((addr.as_str(), port)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tcp_echo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `Ok(None)` means `--help`.
+fn parse_args() -> Result<Option<(String, u16)>, lexopt::Error> {
+    use lexopt::prelude::*;
+    let (mut addr, mut port) = (String::from("127.0.0.1"), 7777);
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("addr") | Short('a') => addr = parser.value()?.string()?,
+            Long("port") | Short('p') => port = parser.value()?.parse()?,
+            Long("help") | Short('h') => return Ok(None),
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    Ok(Some((addr, port)))
+}
+
+fn run(addr: impl ToSocketAddrs) -> io::Result<()> {
+    let mut dispatcher = Dispatcher::new(Stats::default())?;
+    let listener = listen(&mut dispatcher, addr)?;
+    eprintln!(
+        "tcp_echo: listening on {}",
+        dispatcher.sockets().local_addr(listener)?
+    );
+    dispatcher.stop_on_signals(&[Signal::Interrupt, Signal::Terminate], GRACE)?;
+    dispatcher.run()?;
+    let stats = dispatcher.state();
+    eprintln!(
+        "tcp_echo: stopped after {} connections, {} bytes echoed",
+        stats.accepted, stats.echoed
+    );
+    Ok(())
+}
+
+/// Listens on `addr` with an echo [`Listener`]; returns the listener's token.
+pub(crate) fn listen(
+    dispatcher: &mut Dispatcher<Stats>,
+    addr: impl ToSocketAddrs,
+) -> io::Result<sockmux::Token> {
+    dispatcher.sockets().listen_tcp(addr, Listener)
+}
+
+/// The shared state: counters for the log.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub(crate) accepted: u64,
+    pub(crate) echoed: u64,
+}
+
+/// Accepts connections and registers a [`Conn`] for each.
+pub(crate) struct Listener;
+
+impl Responder<Stats> for Listener {
+    fn ready(&mut self, event: Event, cx: &mut Context<'_, Stats>) -> Action {
+        let Event::Read(listener) = event else {
+            return Action::Continue;
+        };
+        for _ in 0..ACCEPT_PER_EVENT {
+            match cx.sockets.accept(listener) {
+                Ok(socket) => {
+                    if let Socket::TcpStream(stream) = &socket {
+                        // Echoes are small writes: do not wait to fill a segment.
+                        let _ = stream.set_nodelay(true);
+                    }
+                    match cx
+                        .sockets
+                        .register(socket, Interest::READABLE, Conn::default())
+                    {
+                        Ok(t) => {
+                            cx.state.accepted += 1;
+                            debug!("{t}: connected");
+                        }
+                        Err(e) => warn!("cannot register a connection: {e}"),
+                    }
+                }
+                // Nobody else waits: the table re-arms the listener.
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    // Out of descriptors, say. Level semantics would raise
+                    // this Read again at once: pause the listener instead.
+                    warn!("accept failed: {e}; pausing for {ACCEPT_PAUSE:?}");
+                    let _ = cx.sockets.set_interest(listener, Interest::NONE);
+                    cx.timer_after(ACCEPT_PAUSE);
+                    break;
+                }
+            }
+        }
+        Action::Continue
+    }
+
+    fn timer(&mut self, _: TimerId, cx: &mut Context<'_, Stats>) -> Action {
+        let _ = cx.sockets.set_interest(cx.token(), Interest::READABLE);
+        Action::Continue
+    }
+}
+
+/// One connection: what was read and not yet written back.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    /// Bytes read; `out[sent..]` still to be written back.
+    out: Vec<u8>,
+    sent: usize,
+    /// Reading paused at the high-water mark.
+    paused: bool,
+    /// The peer finished sending (read returned 0).
+    eof: bool,
+    /// A graceful stop: flush, read no more.
+    stopping: bool,
+    interest: Interest,
+}
+
+impl Default for Conn {
+    fn default() -> Self {
+        Conn {
+            out: Vec::new(),
+            sent: 0,
+            paused: false,
+            eof: false,
+            stopping: false,
+            interest: Interest::READABLE,
+        }
+    }
+}
+
+impl Conn {
+    fn pending(&self) -> usize {
+        self.out.len() - self.sent
+    }
+
+    /// Reads up to `READ_PER_EVENT` bytes, never past the high-water mark.
+    fn read(&mut self, t: sockmux::Token, cx: &mut Context<'_, Stats>) -> io::Result<()> {
+        let mut budget = READ_PER_EVENT;
+        while budget > 0 && !self.eof {
+            let room = HIGH_WATER.saturating_sub(self.pending());
+            if room == 0 {
+                break;
+            }
+            let want = room.min(budget).min(READ_CHUNK);
+            let start = self.out.len();
+            self.out.resize(start + want, 0);
+            let result = cx.sockets.read(t, &mut self.out[start..]);
+            self.out.truncate(start + *result.as_ref().unwrap_or(&0));
+            match result {
+                Ok(0) => self.eof = true,
+                Ok(n) => {
+                    budget -= n;
+                    if n < want {
+                        break; // short read: nothing more for now
+                    }
+                }
+                // Drained: the table waits for the next arrival.
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes back as much as the socket takes.
+    fn flush(&mut self, t: sockmux::Token, cx: &mut Context<'_, Stats>) -> io::Result<()> {
+        while self.sent < self.out.len() {
+            match cx.sockets.write(t, &self.out[self.sent..]) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.sent += n;
+                    cx.state.echoed += n as u64;
+                }
+                // The send buffer is full: wait for the next Write.
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        if self.sent == self.out.len() {
+            self.out.clear();
+            self.sent = 0;
+        } else if self.sent >= LOW_WATER {
+            self.out.drain(..self.sent);
+            self.sent = 0;
+        }
+        Ok(())
+    }
+
+    /// Decides what happens next: close once done, otherwise the interest
+    /// that fits the queue (with hysteresis between the water marks).
+    fn next(&mut self, t: sockmux::Token, cx: &mut Context<'_, Stats>) -> Action {
+        let pending = self.pending();
+        if (self.eof || self.stopping) && pending == 0 {
+            return Action::Close;
+        }
+        if !self.paused && pending >= HIGH_WATER {
+            self.paused = true;
+        } else if self.paused && pending <= LOW_WATER {
+            self.paused = false;
+        }
+        let mut interest = Interest::NONE;
+        if !(self.paused || self.eof || self.stopping) {
+            interest |= Interest::READABLE;
+        }
+        if pending > 0 {
+            interest |= Interest::WRITABLE;
+        }
+        if interest != self.interest {
+            self.interest = interest;
+            if cx.sockets.set_interest(t, interest).is_err() {
+                return Action::Close;
+            }
+        }
+        Action::Continue
+    }
+}
+
+impl Responder<Stats> for Conn {
+    fn ready(&mut self, event: Event, cx: &mut Context<'_, Stats>) -> Action {
+        let result = match event {
+            Event::Read(t) => self.read(t, cx).and_then(|()| self.flush(t, cx)),
+            Event::Write(t) => self.flush(t, cx),
+            Event::Error(t) => match cx.sockets.take_error(t) {
+                Ok(Some(e)) | Err(e) => Err(e),
+                Ok(None) => Ok(()),
+            },
+            _ => Ok(()),
+        };
+        match result {
+            Ok(()) => self.next(cx.token(), cx),
+            Err(e) => {
+                debug!("{}: {e}; closing", cx.token());
+                Action::Close
+            }
+        }
+    }
+
+    fn stop(&mut self, cx: &mut Context<'_, Stats>) -> Action {
+        self.stopping = true;
+        if self.pending() > 0 {
+            info!(
+                "{}: flushing {} bytes before closing",
+                cx.token(),
+                self.pending()
+            );
+        }
+        self.next(cx.token(), cx)
+    }
+
+    fn closed(&mut self, cx: &mut Context<'_, Stats>) {
+        debug!("{}: closed", cx.token());
+    }
+}
