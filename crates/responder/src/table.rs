@@ -637,8 +637,15 @@ impl<S> Table<'_, S> {
         self.core.sockets.io(token, interest, f)
     }
 
-    /// Reads from a stream; `Ok(0)` is the end of the stream (see
+    /// Reads from a stream; `Ok(0)` is a clean end of the stream (see
     /// [`Sockets::read`]).
+    ///
+    /// A reset is never mistaken for an end: the table fetches a socket's
+    /// error as soon as the OS reports it, after which the OS reads the
+    /// stream as ended. So where the core read answers `Ok(0)`, this one
+    /// asks the table for a pending error first and returns that instead
+    /// (once: the error is taken, and the socket's `Error` event finds
+    /// nothing more). The bytes that came before the reset are read first.
     ///
     /// # Errors
     ///
@@ -672,7 +679,13 @@ impl<S> Table<'_, S> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn read(&mut self, token: Token, buf: &mut [u8]) -> io::Result<usize> {
-        self.core.sockets.read(token, buf)
+        let n = self.core.sockets.read(token, buf)?;
+        if n == 0 && !buf.is_empty() {
+            if let Some(e) = self.core.sockets.take_error(token)? {
+                return Err(e);
+            }
+        }
+        Ok(n)
     }
 
     /// Writes to a stream; may write only part of `buf`.
