@@ -29,7 +29,7 @@ pub(crate) fn turn_until<S>(
 }
 
 /// xorshift64*: deterministic, seedable, good enough to pick chunk sizes.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Rng(u64);
 
 impl Rng {
