@@ -1,0 +1,202 @@
+//! The `chat` example's responders: lines are broadcast to the other
+//! members; bad input (an overlong line, garbage, a member that never
+//! reads) costs a bounded amount and never disturbs the others.
+
+mod responder_common;
+
+#[path = "../examples/chat.rs"]
+#[allow(dead_code)] // the example's `main` and argument parsing are unused here
+mod chat;
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Instant;
+
+use responder_common::{turn_until, Rng, LIMIT};
+use sockmux::Dispatcher;
+
+/// A chat client with blocking I/O and a read timeout.
+struct Member {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    name: String,
+}
+
+impl Member {
+    /// Connects and waits for the welcome line, so the server counts it as
+    /// a member before anyone speaks.
+    fn join(addr: SocketAddr) -> Member {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(LIMIT)).unwrap();
+        let name = stream.local_addr().unwrap().to_string();
+        let mut member = Member {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+            name,
+        };
+        let welcome = member.line();
+        assert!(
+            welcome.starts_with(&format!("* you are {}", member.name)),
+            "{welcome}"
+        );
+        member
+    }
+
+    fn say(&mut self, line: &str) {
+        self.writer.write_all(line.as_bytes()).unwrap();
+        self.writer.write_all(b"\n").unwrap();
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        assert!(line.ends_with('\n'), "cut short: {line:?}");
+        line.pop();
+        line
+    }
+}
+
+/// Runs the chat server until `clients` returns.
+fn with_chat<T: Send + 'static>(
+    clients: impl FnOnce(SocketAddr) -> T + Send + 'static,
+) -> (T, Dispatcher<chat::Chat>) {
+    let mut dispatcher = Dispatcher::new(chat::Chat::default()).unwrap();
+    let listener = chat::listen(&mut dispatcher, "127.0.0.1:0").unwrap();
+    let addr = dispatcher.sockets().local_addr(listener).unwrap();
+    let clients = std::thread::spawn(move || clients(addr));
+    turn_until(&mut dispatcher, LIMIT, |_| clients.is_finished());
+    (clients.join().expect("the clients' checks"), dispatcher)
+}
+
+#[test]
+fn each_line_goes_to_the_two_others_and_not_back() {
+    let ((), mut dispatcher) = with_chat(|addr| {
+        let mut members: Vec<Member> = (0..3).map(|_| Member::join(addr)).collect();
+        for round in 0..3 {
+            for speaker in 0..3 {
+                let text = format!("round {round}, {speaker} speaking");
+                members[speaker].say(&text);
+                let want = format!("{}: {text}", members[speaker].name);
+                for (i, listener) in members.iter_mut().enumerate() {
+                    if i != speaker {
+                        assert_eq!(listener.line(), want);
+                    }
+                }
+            }
+        }
+        // The speaker got nothing back: after a line from member 1, the
+        // next thing member 0 reads is that line, not an echo of its own.
+        members[0].say("from 0");
+        members[1].say("from 1");
+        let first = members[0].line();
+        assert!(first.ends_with(": from 1"), "{first}");
+        // CRLF from a telnet-style client is one line.
+        members[2].writer.write_all(b"crlf\r\n").unwrap();
+        let want = format!("{}: crlf", members[2].name);
+        assert_eq!(members[0].line(), want);
+    });
+    // Once they hang up, the member list empties.
+    turn_until(&mut dispatcher, LIMIT, |d| d.state().members.is_empty());
+}
+
+#[test]
+fn an_overlong_line_gets_an_error_and_a_close_and_the_others_go_on() {
+    with_chat(|addr| {
+        let mut a = Member::join(addr);
+        let mut b = Member::join(addr);
+        let mut bad = Member::join(addr);
+        // No newline within the limit: refused after MAX_LINE bytes.
+        bad.writer
+            .write_all(&vec![b'x'; chat::MAX_LINE + 1])
+            .unwrap();
+        let reply = bad.line();
+        assert!(reply.starts_with("error: line longer than"), "{reply}");
+        let mut rest = Vec::new();
+        let n = bad.reader.read_to_end(&mut rest).unwrap();
+        assert_eq!(n, 0, "closed after the error: {rest:?}");
+        // Nothing of it reached the others, and they still talk.
+        a.say("still here");
+        assert_eq!(b.line(), format!("{}: still here", a.name));
+    });
+}
+
+/// RELIABILITY row 19: random bytes and a 100 MiB line. The server answers
+/// with an error and closes, reading at most a bounded amount; it never
+/// buffers the line.
+#[test]
+fn garbage_and_a_100_mib_line_are_refused_with_bounded_reads() {
+    with_chat(|addr| {
+        let mut a = Member::join(addr);
+        let mut b = Member::join(addr);
+        let bad = Member::join(addr);
+        let mut garbage = vec![0; 1 << 20];
+        Rng::new(19).fill(&mut garbage);
+        garbage.retain(|&b| b != b'\n');
+        let start = Instant::now();
+        let mut writer = bad.writer.try_clone().unwrap();
+        let flood = std::thread::spawn(move || {
+            // A 100 MiB line: stops when the server closes (a reset or a
+            // broken pipe), long before the end.
+            let mut sent = 0usize;
+            while sent < 100 << 20 {
+                match writer.write(&garbage) {
+                    Ok(n) => sent += n,
+                    Err(e) => {
+                        assert!(
+                            matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe),
+                            "{e}"
+                        );
+                        break;
+                    }
+                }
+            }
+            sent
+        });
+        // The flooder sees its connection end: an error line then the end,
+        // or a reset if the server closed with unread bytes.
+        let mut reader = bad.reader;
+        let mut got = Vec::new();
+        let _ = reader.read_to_end(&mut got);
+        if !got.is_empty() {
+            assert!(
+                got.starts_with(b"error: line longer than"),
+                "{:?}",
+                &got[..got.len().min(80)]
+            );
+        }
+        let sent = flood.join().unwrap();
+        assert!(sent < 100 << 20, "the server took the whole 100 MiB line");
+        assert!(start.elapsed() < LIMIT);
+        a.say("after the flood");
+        assert_eq!(b.line(), format!("{}: after the flood", a.name));
+    });
+}
+
+/// A member that never reads is dropped once its queue passes the bound;
+/// the speaker and the other members are not held up.
+#[test]
+fn a_member_that_never_reads_is_dropped_at_its_queue_bound() {
+    with_chat(|addr| {
+        let mut speaker = Member::join(addr);
+        let mut reader = Member::join(addr);
+        let sleeper = Member::join(addr);
+        let line = "z".repeat(chat::MAX_LINE - 100);
+        let want = format!("{}: {line}", speaker.name);
+        // Enough to fill the sleeper's kernel buffers (a few MiB on
+        // loopback) and then its queue in the server, with room to spare.
+        let lines = (chat::MAX_QUEUED + (16 << 20)) / line.len();
+        for _ in 0..lines {
+            speaker.say(&line);
+            // The reader keeps up all along.
+            assert_eq!(reader.line(), want);
+        }
+        // The sleeper was dropped: what it reads now ends (after its
+        // backlog), rather than timing out.
+        let mut backlog = Vec::new();
+        match (&sleeper.writer).read_to_end(&mut backlog) {
+            Ok(_) => {}
+            Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}"),
+        }
+        assert!(backlog.len() <= chat::MAX_QUEUED + (16 << 20));
+    });
+}
