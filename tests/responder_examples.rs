@@ -1,0 +1,141 @@
+//! The responder examples run as a user would run them: `counter_responders`
+//! has the output and flags of `counter` (ten lines `b"0"` through `b"9"`,
+//! exit 0); every example answers `--help` and exits 2 on bad arguments;
+//! `tcp_echo` serves a client and stops gracefully on SIGTERM.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The example's binary: `target/<profile>/examples/NAME`, beside the
+/// `deps` folder that holds this test (cargo builds examples before it
+/// runs integration tests).
+fn example_binary(name: &str) -> PathBuf {
+    let test_binary = std::env::current_exe().unwrap();
+    let deps = test_binary.parent().unwrap();
+    let path = deps
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(path.is_file(), "no {}", path.display());
+    path
+}
+
+/// Runs `counter_responders ARGS`; fails the test if it takes a minute.
+fn run(args: &[&str]) -> Output {
+    run_example("counter_responders", args)
+}
+
+/// Runs an example to its end; fails the test if it takes a minute.
+fn run_example(name: &str, args: &[&str]) -> Output {
+    let child = Command::new(example_binary(name))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the example ended within a minute")
+        .unwrap()
+}
+
+#[test]
+fn prints_the_ten_counts_and_exits_zero() {
+    let out = run(&["--port", "0"]);
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want: String = (0..10).map(|i| format!("b\"{i}\"\n")).collect();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+}
+
+const EXAMPLES: [&str; 4] = ["counter_responders", "tcp_echo", "udp_echo", "chat"];
+
+#[test]
+fn bad_arguments_exit_2_with_the_usage() {
+    for name in EXAMPLES {
+        for args in [&["--port", "x"][..], &["--port", "65536"], &["--nope"]] {
+            let out = run_example(name, args);
+            assert_eq!(out.status.code(), Some(2), "{name} {args:?}");
+            assert!(out.stdout.is_empty(), "{name} {args:?}");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr.contains(&format!("usage: {name}")),
+                "{name} {args:?}: {stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn help_prints_the_usage_and_exits_zero() {
+    for name in EXAMPLES {
+        let out = run_example(name, &["--help"]);
+        assert!(out.status.success(), "{name}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.starts_with(&format!("usage: {name}")),
+            "{name}: {stdout}"
+        );
+    }
+}
+
+/// `tcp_echo --port 0` says where it listens, echoes, and on SIGTERM stops
+/// gracefully: exit 0, after closing its connections.
+#[cfg(unix)]
+#[test]
+fn tcp_echo_serves_and_stops_gracefully_on_sigterm() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpStream;
+
+    let mut child = Command::new(example_binary("tcp_echo"))
+        .args(["--port", "0", "--addr", "127.0.0.1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("tcp_echo: listening on ")
+        .unwrap_or_else(|| panic!("{first:?}"))
+        .to_string();
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(b"hello, echo").unwrap();
+    let mut back = [0; 11];
+    stream.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"hello, echo");
+
+    // SAFETY: kill(2) with a child's pid and a valid signal number.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    // The connection is closed by the stop: the end of the stream.
+    assert_eq!(stream.read(&mut [0; 8]).unwrap(), 0);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait()));
+    let status = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("tcp_echo ended after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(
+        rest.contains("stopped after 1 connections, 11 bytes echoed"),
+        "{rest}"
+    );
+}
