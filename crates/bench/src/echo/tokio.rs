@@ -1,0 +1,41 @@
+//! The echo server as a tokio user writes it: a `current_thread` runtime,
+//! one task per connection, each with its own 8 KiB buffer.
+
+use std::io;
+use std::net::TcpListener as StdListener;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Serves echo on `listener` forever on a tokio `current_thread` runtime.
+///
+/// # Errors
+///
+/// An OS error from building the runtime or from accepting.
+pub fn serve_tokio(listener: StdListener) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = TcpListener::from_std(listener)?;
+        loop {
+            let (stream, _) = listener.accept().await?;
+            tokio::spawn(echo(stream));
+        }
+    })
+}
+
+async fn echo(mut stream: TcpStream) {
+    let mut buf = vec![0u8; 8192];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if stream.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

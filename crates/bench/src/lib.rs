@@ -1,0 +1,93 @@
+//! Benchmarks for sockmux: TCP echo servers on raw mio, tokio, calloop and
+//! the sockmux-core table, a load generator that checks every echoed byte,
+//! and the figures the benchmark command prints and charts.
+//!
+//! - `echo_server --impl mio|tokio|calloop|sockmux-core [--port P]` serves
+//!   echo on 127.0.0.1 and prints `listening on 127.0.0.1:PORT`;
+//! - `loadgen --addr A --conns N --size S --secs T [--pid P]` drives one
+//!   server and prints one line of `key=value` figures;
+//! - `bench [--quick]` runs every server against every load, pinned with
+//!   `taskset`, and prints one table of ratios to raw mio; `bench --counts`
+//!   counts instructions (callgrind) and system calls per request.
+//!
+//! See `docs/benchmarks.md` for the method and the figures. Everything but
+//! the raw mio and table servers and the load generator is Unix only.
+
+#[cfg(unix)]
+pub mod chart;
+#[cfg(unix)]
+pub mod counts;
+mod echo;
+mod load;
+mod procfs;
+pub mod report;
+mod rlimit;
+#[cfg(unix)]
+pub mod runner;
+
+pub use echo::{bind_listener, serve_mio, serve_table, BACKLOG, READ_BUFFER};
+#[cfg(unix)]
+pub use echo::{serve_calloop, serve_tokio};
+pub use load::{run_load, LoadConfig, LoadReport, Run};
+pub use procfs::ProcStats;
+pub use rlimit::raise_nofile_limit;
+
+use std::io;
+use std::net::TcpListener;
+
+/// The echo servers this crate builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Server {
+    /// Hand-written raw mio: the floor.
+    Mio,
+    /// tokio `current_thread`, a task per connection.
+    Tokio,
+    /// calloop 0.14, a level-mode source per connection.
+    Calloop,
+    /// The sockmux-core table, level mode.
+    Table,
+}
+
+impl Server {
+    /// Every server, in table order.
+    pub const ALL: [Server; 4] = [Server::Mio, Server::Tokio, Server::Calloop, Server::Table];
+
+    /// The name `--impl` takes.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Server::Mio => "mio",
+            Server::Tokio => "tokio",
+            Server::Calloop => "calloop",
+            Server::Table => "sockmux-core",
+        }
+    }
+
+    /// The server called `name` (see [`name`](Server::name)).
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Server> {
+        Server::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// Serves echo on `listener` until the process ends.
+    ///
+    /// # Errors
+    ///
+    /// The server's fatal error; `Unsupported` for tokio and calloop off
+    /// Unix.
+    pub fn serve(self, listener: TcpListener) -> io::Result<()> {
+        match self {
+            Server::Mio => serve_mio(listener),
+            Server::Table => serve_table(listener),
+            #[cfg(unix)]
+            Server::Tokio => serve_tokio(listener),
+            #[cfg(unix)]
+            Server::Calloop => serve_calloop(listener),
+            #[cfg(not(unix))]
+            Server::Tokio | Server::Calloop => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the tokio and calloop servers are built on Unix only",
+            )),
+        }
+    }
+}
