@@ -196,10 +196,12 @@ impl Events {
         self.list.clear();
     }
 
+    #[inline]
     pub(crate) fn is_full(&self) -> bool {
         self.list.len() >= self.capacity
     }
 
+    #[inline]
     pub(crate) fn push(&mut self, event: Event) {
         debug_assert!(!self.is_full());
         self.list.push(event);

@@ -189,3 +189,72 @@ fn read_error_and_write_of_one_report_come_in_order() {
     // No SO_ERROR is pending on this healthy socket, so no Error is made up.
     assert!(!got.contains(&Event::Error(t)), "{got:?}");
 }
+
+/// Polls once without waiting; the events it delivered.
+fn poll_now(sockets: &mut Sockets, events: &mut Events) -> Vec<Event> {
+    sockets.poll(events, Some(Duration::ZERO)).unwrap();
+    events.iter().collect()
+}
+
+#[test]
+fn a_full_event_buffer_serves_ready_sockets_round_robin() {
+    let (mut sockets, faults, _) = faulty();
+    let [a, b, c] = [(); 3].map(|()| {
+        sockets
+            .add(UdpSocket::bind("127.0.0.1:0").unwrap())
+            .unwrap()
+    });
+    faults.borrow_mut().push_back(Fault::Inject(
+        [a, b, c]
+            .iter()
+            .map(|t| RawEvent {
+                key: t.key(),
+                ready: READABLE,
+            })
+            .collect(),
+    ));
+    // Level mode, nobody reads: each poll serves two, oldest first.
+    let mut events = Events::with_capacity(2);
+    let read = |ts: [crate::Token; 2]| ts.map(Event::Read).to_vec();
+    assert_eq!(poll_now(&mut sockets, &mut events), read([a, b]));
+    assert_eq!(poll_now(&mut sockets, &mut events), read([c, a]));
+    assert_eq!(poll_now(&mut sockets, &mut events), read([b, c]));
+    // A read that answers WouldBlock clears each one for good.
+    for t in [a, b, c] {
+        let e = sockets.recv(t, &mut [0; 8]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+    }
+    assert_eq!(poll_now(&mut sockets, &mut events), []);
+    assert_eq!(poll_now(&mut sockets, &mut events), []);
+}
+
+#[test]
+fn a_socket_cut_short_by_the_buffer_gets_the_rest_first() {
+    let (mut sockets, faults, _) = faulty();
+    let a = sockets
+        .add(UdpSocket::bind("127.0.0.1:0").unwrap())
+        .unwrap();
+    let b = sockets
+        .add(UdpSocket::bind("127.0.0.1:0").unwrap())
+        .unwrap();
+    sockets.set_interest(a, crate::Interest::BOTH).unwrap();
+    faults.borrow_mut().push_back(Fault::Inject(vec![
+        RawEvent {
+            key: a.key(),
+            ready: READABLE | Ready::WRITABLE,
+        },
+        RawEvent {
+            key: b.key(),
+            ready: READABLE,
+        },
+    ]));
+    let mut events = Events::with_capacity(1);
+    assert_eq!(poll_now(&mut sockets, &mut events), [Event::Read(a)]);
+    assert_eq!(poll_now(&mut sockets, &mut events), [Event::Write(a)]);
+    assert_eq!(poll_now(&mut sockets, &mut events), [Event::Read(b)]);
+    assert_eq!(poll_now(&mut sockets, &mut events), [Event::Read(a)]);
+    // Removed while queued: never raised again, and b goes on alone.
+    sockets.remove(a).unwrap();
+    assert_eq!(poll_now(&mut sockets, &mut events), [Event::Read(b)]);
+    assert_eq!(poll_now(&mut sockets, &mut events), [Event::Read(b)]);
+}

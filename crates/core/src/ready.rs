@@ -14,8 +14,20 @@ impl Ready {
     pub(crate) const READ_CLOSED: Ready = Ready(0b1000);
     pub(crate) const WRITE_CLOSED: Ready = Ready(0b1_0000);
 
+    /// Whether every flag of `other` is set (true for `EMPTY`).
     pub(crate) const fn contains(self, other: Ready) -> bool {
-        self.0 & other.0 == other.0 && other.0 != 0
+        self.0 & other.0 == other.0
+    }
+
+    /// The readiness an OS report leaves in the table: readable or
+    /// read-closed makes READABLE, read-closed also READ_CLOSED, writable or
+    /// write-closed makes WRITABLE; ERROR and WRITE_CLOSED are not kept.
+    /// Bit operations only: it runs once per OS report.
+    pub(crate) const fn to_io_readiness(self) -> Ready {
+        // READ_CLOSED (bit 3) >> 3 is READABLE; WRITE_CLOSED (bit 4) >> 3
+        // is WRITABLE.
+        let closed = (self.0 >> 3) & (Ready::READABLE.0 | Ready::WRITABLE.0);
+        Ready((self.0 & (Ready::READABLE.0 | Ready::WRITABLE.0 | Ready::READ_CLOSED.0)) | closed)
     }
 
     pub(crate) const fn intersects(self, other: Ready) -> bool {
@@ -38,6 +50,13 @@ impl Ready {
     pub(crate) const fn from_interest(interest: Interest) -> Ready {
         // Interest's READ/WRITE bits are laid out like READABLE/WRITABLE.
         Ready(interest.bits() & 0b11)
+    }
+}
+
+impl std::ops::BitAnd for Ready {
+    type Output = Ready;
+    fn bitand(self, other: Ready) -> Ready {
+        Ready(self.0 & other.0)
     }
 }
 
@@ -71,5 +90,32 @@ impl std::fmt::Debug for Ready {
             f.write_str("-")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Ready;
+
+    #[test]
+    fn os_reports_map_to_the_bits_the_table_keeps() {
+        let r = Ready::READABLE;
+        let w = Ready::WRITABLE;
+        let rc = Ready::READ_CLOSED;
+        let cases = [
+            (Ready::EMPTY, Ready::EMPTY),
+            (r, r),
+            (w, w),
+            (r | w, r | w),
+            (rc, r | rc),
+            (Ready::WRITE_CLOSED, w),
+            (Ready::ERROR, Ready::EMPTY),
+            (Ready::ERROR | Ready::WRITE_CLOSED | rc, r | w | rc),
+        ];
+        for (os, kept) in cases {
+            assert_eq!(os.to_io_readiness(), kept, "{os:?}");
+        }
+        assert!(r.contains(Ready::EMPTY));
+        assert!(!r.contains(r | w));
     }
 }

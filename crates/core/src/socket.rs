@@ -144,6 +144,7 @@ impl Socket {
         )
     }
 
+    #[inline]
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Socket::TcpStream(s) => s.read(buf),
@@ -153,6 +154,7 @@ impl Socket {
         }
     }
 
+    #[inline]
     pub(crate) fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             // std's TcpStream already sends with MSG_NOSIGNAL.

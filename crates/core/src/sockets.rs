@@ -1,4 +1,3 @@
-use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, IoSlice};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
@@ -64,20 +63,17 @@ impl<D> Entry<D> {
         Token::new(key as u32, self.generation)
     }
 
-    /// The kinds of event this entry would raise now.
+    /// The kinds of event this entry would raise now. Bit operations only:
+    /// it runs several times per event.
+    #[inline]
     fn reportable(&self) -> Ready {
-        let mut r = Ready::EMPTY;
-        let want = Ready::from_interest(self.interest);
-        if self.ready.contains(Ready::READABLE) && want.contains(Ready::READABLE) {
-            r.insert(Ready::READABLE);
-        }
-        if self.ready.contains(Ready::WRITABLE) && want.contains(Ready::WRITABLE) {
-            r.insert(Ready::WRITABLE);
-        }
+        // from_interest has only READABLE/WRITABLE bits: READ_CLOSED drops.
+        let io = self.ready & Ready::from_interest(self.interest);
         if self.error_new {
-            r.insert(Ready::ERROR);
+            io | Ready::ERROR
+        } else {
+            io
         }
-        r
     }
 
     fn set_error(&mut self, token: Token, error: io::Error) {
@@ -136,8 +132,11 @@ pub struct Sockets<D = ()> {
     slab: Slab<Entry<D>>,
     /// Generation of every slot ever used, indexed by key.
     generations: Vec<u32>,
-    /// Sockets that may have readiness left to report (O(ready) polling).
-    queue: VecDeque<Token>,
+    /// Sockets that may have readiness left to report (O(ready) polling),
+    /// in delivery order. A socket stays in it after its events are
+    /// delivered, until a poll finds it has nothing left to report; an
+    /// entry's `queued` flag says whether its token is in it.
+    queue: Vec<Token>,
     selector: Box<dyn Selector>,
     raw: Vec<RawEvent>,
     timers: Timers,
@@ -202,7 +201,7 @@ impl<D> Sockets<D> {
         Sockets {
             slab: Slab::with_capacity(capacity),
             generations: Vec::with_capacity(capacity),
-            queue: VecDeque::with_capacity(capacity.max(64)),
+            queue: Vec::with_capacity(capacity.max(64)),
             selector,
             raw: Vec::with_capacity(256),
             timers: Timers::default(),
@@ -591,10 +590,7 @@ impl<D> Sockets<D> {
 
     fn enqueue(&mut self, token: Token) {
         if let Some(entry) = self.slab.get_mut(token.key()) {
-            if !entry.queued && !entry.reportable().is_empty() {
-                entry.queued = true;
-                self.queue.push_back(token);
-            }
+            enqueue(&mut self.queue, entry, token);
         }
     }
 
@@ -665,6 +661,8 @@ impl<D> Sockets<D> {
     /// assert_eq!(got, b"hello");
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    // Always inlined: a call costs more than the bookkeeping it wraps.
+    #[inline(always)]
     pub fn read(&mut self, token: Token, buf: &mut [u8]) -> io::Result<usize> {
         let entry = self.entry_mut(token)?;
         let n = retry(entry, Ready::READABLE, |s| s.read(buf))?;
@@ -697,6 +695,8 @@ impl<D> Sockets<D> {
     /// assert_eq!(sockets.write(t, b"hi")?, 2);
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    // Always inlined: a call costs more than the bookkeeping it wraps.
+    #[inline(always)]
     pub fn write(&mut self, token: Token, buf: &[u8]) -> io::Result<usize> {
         let entry = self.entry_mut(token)?;
         let n = retry(entry, Ready::WRITABLE, |s| s.write(buf))?;
@@ -989,7 +989,7 @@ impl<D> Sockets<D> {
             if let Some(e) = failure {
                 // A failed connect raises Error alone, never Read or Write.
                 entry.set_error(token, e);
-                self.enqueue(token);
+                enqueue(&mut self.queue, entry, token);
                 return;
             }
             debug!("{token}: connected");
@@ -999,16 +999,10 @@ impl<D> Sockets<D> {
                 Ok(None) => trace!("{token}: error flag without a pending error"),
             }
         }
-        if r.intersects(Ready::READABLE | Ready::READ_CLOSED) {
-            entry.ready.insert(Ready::READABLE);
-        }
-        if r.contains(Ready::READ_CLOSED) {
-            entry.ready.insert(Ready::READ_CLOSED);
-        }
-        if r.intersects(Ready::WRITABLE | Ready::WRITE_CLOSED) {
-            entry.ready.insert(Ready::WRITABLE);
-        }
-        self.enqueue(token);
+        // Readable or read-closed sets readable (plus read-closed);
+        // writable or write-closed sets writable.
+        entry.ready.insert(r.to_io_readiness());
+        enqueue(&mut self.queue, entry, token);
     }
 
     /// Delivers wake-ups, signals and due timers, ahead of socket events:
@@ -1044,28 +1038,27 @@ impl<D> Sockets<D> {
     }
 
     /// Moves readiness from the queue into `events`, in queue order, at most
-    /// once per socket, `Read` then `Write` then `Error`.
+    /// once per socket, `Read` then `Write` then `Error`. Served sockets stay
+    /// queued (level mode raises them again until I/O clears them); the
+    /// next poll's `prune_queue` drops those with nothing left.
     fn emit(&mut self, events: &mut Events) {
-        for _ in 0..self.queue.len() {
+        let queued = self.queue.len();
+        let mut served = 0;
+        for &token in &self.queue {
             if events.is_full() {
                 break;
             }
-            let Some(token) = self.queue.pop_front() else {
-                break;
-            };
             let entry = match self.slab.get_mut(token.key()) {
                 Some(entry) if entry.generation == token.generation() => entry,
-                _ => continue, // removed since it was queued
+                _ => {
+                    served += 1; // removed since it was queued: pruned next poll
+                    continue;
+                }
             };
             let mut kinds = entry.reportable();
             kinds.remove(entry.skip);
-            let order = [
-                (Ready::READABLE, Event::Read(token)),
-                (Ready::WRITABLE, Event::Write(token)),
-                (Ready::ERROR, Event::Error(token)),
-            ];
             let mut cut_short = false;
-            for (kind, event) in order {
+            for kind in [Ready::READABLE, Ready::WRITABLE, Ready::ERROR] {
                 if !kinds.contains(kind) {
                     continue;
                 }
@@ -1073,6 +1066,13 @@ impl<D> Sockets<D> {
                     cut_short = true;
                     break;
                 }
+                let event = if kind == Ready::READABLE {
+                    Event::Read(token)
+                } else if kind == Ready::WRITABLE {
+                    Event::Write(token)
+                } else {
+                    Event::Error(token)
+                };
                 trace!("{token}: event {event:?}");
                 events.push(event);
                 entry.skip.insert(kind);
@@ -1083,16 +1083,15 @@ impl<D> Sockets<D> {
                 }
             }
             if cut_short {
-                // Deliver the rest first thing next poll.
-                self.queue.push_front(token);
-                break;
+                break; // the rest of this socket comes first next poll
             }
             entry.skip = Ready::EMPTY;
-            if entry.reportable().is_empty() {
-                entry.queued = false;
-            } else {
-                self.queue.push_back(token);
-            }
+            served += 1;
+        }
+        if served < queued {
+            // The buffer filled: round robin, the sockets served go behind
+            // those still waiting (O(queued), only when the buffer is full).
+            self.queue.rotate_left(served);
         }
     }
 
@@ -1496,21 +1495,49 @@ impl<D> fmt::Debug for Sockets<D> {
     }
 }
 
+/// Queues an entry that has something to report and is not queued yet.
+#[inline]
+fn enqueue<D>(queue: &mut Vec<Token>, entry: &mut Entry<D>, token: Token) {
+    if !entry.queued && !entry.reportable().is_empty() {
+        entry.queued = true;
+        queue.push(token);
+    }
+}
+
 /// Runs one I/O call on an entry: retries `Interrupted`, clears `clear` on
-/// `WouldBlock`.
+/// `WouldBlock`. The success path is inlined into every I/O call; errors
+/// go through [`retry_failed`], out of line.
+#[inline]
 fn retry<D, R>(
     entry: &mut Entry<D>,
     clear: Ready,
     mut f: impl FnMut(&mut Socket) -> io::Result<R>,
 ) -> io::Result<R> {
+    match f(&mut entry.socket) {
+        Ok(r) => Ok(r),
+        Err(e) => retry_failed(entry, clear, e, f),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn retry_failed<D, R>(
+    entry: &mut Entry<D>,
+    clear: Ready,
+    mut error: io::Error,
+    mut f: impl FnMut(&mut Socket) -> io::Result<R>,
+) -> io::Result<R> {
     loop {
-        match f(&mut entry.socket) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+        match error.kind() {
+            io::ErrorKind::Interrupted => match f(&mut entry.socket) {
+                Ok(r) => return Ok(r),
+                Err(e) => error = e,
+            },
+            io::ErrorKind::WouldBlock => {
                 entry.ready.remove(clear);
-                return Err(e);
+                return Err(error);
             }
-            other => return other,
+            _ => return Err(error),
         }
     }
 }
