@@ -8,6 +8,9 @@ use plotters::prelude::*;
 
 use crate::report::{Case, Results, Summary};
 
+/// A panel row: its name, the figure it shows, and whether on a log scale.
+type Figure = (&'static str, fn(&Summary) -> Option<f64>, bool);
+
 /// Bar colours, one per server (cycled).
 const COLORS: [RGBColor; 8] = [
     RGBColor(90, 90, 90),
@@ -38,7 +41,7 @@ pub fn write_chart(results: &Results, title: &str, path: &Path) -> Result<(), Bo
     top.titled(title, ("sans-serif", 20))?;
     let (body, legend) = rest.split_vertically(780);
     let panels = body.split_evenly((2, sizes.len()));
-    let figures: [(&str, fn(&Summary) -> Option<f64>, bool); 2] = [
+    let figures: [Figure; 2] = [
         ("server CPU µs/request", |s| s.cpu_us, false),
         ("p99 latency µs (log scale)", |s| Some(s.p99_us), true),
     ];

@@ -272,17 +272,16 @@ pub fn run_load(config: &LoadConfig) -> io::Result<LoadReport> {
             if event.is_writable() && client.busy && client.written < client.msg.len() {
                 client.write()?;
             }
-            if event.is_readable() || event.is_read_closed() || event.is_error() {
-                if client.read(&mut buf, id)? {
-                    last_progress = now;
-                    if measuring {
-                        completed += 1;
-                        latencies.push(now.duration_since(client.started).as_nanos() as u64);
-                    }
-                    if issued < limit {
-                        issued += 1;
-                        client.start(now)?;
-                    }
+            let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+            if readable && client.read(&mut buf, id)? {
+                last_progress = now;
+                if measuring {
+                    completed += 1;
+                    latencies.push(now.duration_since(client.started).as_nanos() as u64);
+                }
+                if issued < limit {
+                    issued += 1;
+                    client.start(now)?;
                 }
             }
         }

@@ -3,7 +3,7 @@
 
 use std::io::{self, BufRead, BufReader, ErrorKind, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -155,16 +155,18 @@ fn spawn(command: &[String], launch: &Launch) -> io::Result<(Running, mpsc::Rece
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| io::Error::new(e.kind(), format!("starting {}: {e}", command[0])))?;
+    // The address may come on either stream. Both pipes are read to the
+    // end, so a chatty server never blocks.
     let (tx, rx) = mpsc::channel();
     let stdout = child.stdout.take().expect("piped");
-    // Both pipes are read to the end, so a chatty server never blocks.
+    let out_tx = tx.clone();
     std::thread::spawn(move || {
         let mut sent = false;
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             if !sent {
                 if let Some(addr) = find_addr(&line) {
-                    sent = tx.send(addr).is_ok();
+                    sent = out_tx.send(addr).is_ok();
                 }
             }
         }
@@ -172,7 +174,7 @@ fn spawn(command: &[String], launch: &Launch) -> io::Result<(Running, mpsc::Rece
     let stderr = Arc::new(Mutex::new(Vec::new()));
     let tail = Arc::clone(&stderr);
     let err = child.stderr.take().expect("piped");
-    std::thread::spawn(move || keep_tail(err, &tail));
+    std::thread::spawn(move || keep_tail(err, &tail, &tx));
     let running = Running {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -181,9 +183,15 @@ fn spawn(command: &[String], launch: &Launch) -> io::Result<(Running, mpsc::Rece
     Ok((running, rx))
 }
 
-fn keep_tail(pipe: impl Read, tail: &Mutex<Vec<String>>) {
+fn keep_tail(pipe: impl Read, tail: &Mutex<Vec<String>>, addr: &mpsc::Sender<SocketAddr>) {
+    let mut sent = false;
     for line in BufReader::new(pipe).lines() {
         let Ok(line) = line else { break };
+        if !sent {
+            if let Some(a) = find_addr(&line) {
+                sent = addr.send(a).is_ok();
+            }
+        }
         if let Ok(mut tail) = tail.lock() {
             if tail.len() == 20 {
                 tail.remove(0);
@@ -227,7 +235,7 @@ pub fn find_addr(line: &str) -> Option<SocketAddr> {
 ///
 /// When it fails or prints no report (its standard error is in the
 /// message).
-pub fn load(loadgen: &PathBuf, core: Option<usize>, args: &[String]) -> io::Result<LoadReport> {
+pub fn load(loadgen: &Path, core: Option<usize>, args: &[String]) -> io::Result<LoadReport> {
     let mut command = vec![loadgen.display().to_string()];
     command.extend(args.iter().cloned());
     let out = pinned(core, &[], &command).stdin(Stdio::null()).output()?;

@@ -83,7 +83,7 @@ impl EventSource for Conn {
         _callback: F,
     ) -> io::Result<PostAction>
     where
-        F: FnMut((), &mut ()) -> (),
+        F: FnMut((), &mut ()),
     {
         let Conn { io, pending, buf } = self;
         let before = interest(pending);

@@ -32,16 +32,8 @@ pub fn serve_table(listener: TcpListener) -> io::Result<()> {
         for event in &events {
             match event {
                 Event::Read(t) if t == listener => accept_all(&mut sockets, t)?,
-                Event::Read(t) => {
-                    if !read(&mut sockets, t, &mut buf) {
-                        close(&mut sockets, t);
-                    }
-                }
-                Event::Write(t) => {
-                    if !flush(&mut sockets, t) {
-                        close(&mut sockets, t);
-                    }
-                }
+                Event::Read(t) if !read(&mut sockets, t, &mut buf) => close(&mut sockets, t),
+                Event::Write(t) if !flush(&mut sockets, t) => close(&mut sockets, t),
                 Event::Error(t) if t != listener => close(&mut sockets, t),
                 _ => {}
             }

@@ -242,7 +242,7 @@ fn run_timed(o: &Options, contenders: &[Contender], loadgen: &Path) -> Result<()
                     "--pid".into(),
                     server.pid().to_string(),
                 ];
-                let loaded = runner::load(&loadgen.to_path_buf(), client_core, &args);
+                let loaded = runner::load(loadgen, client_core, &args);
                 let tail = server.stderr_tail();
                 server.stop(Duration::from_secs(2))?;
                 match loaded {

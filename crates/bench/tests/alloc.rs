@@ -1,0 +1,198 @@
+//! Zero heap allocations per event in steady state: TCP ping-pong on
+//! loopback through one `Sockets` table (`poll`, `read`, `write`), counted
+//! by a global allocator. After a warm-up, any allocation fails the test.
+//!
+//! Unix only: the bar is measured where the benchmarks run (epoll).
+#![cfg(unix)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::ErrorKind;
+use std::time::{Duration, Instant};
+
+use sockmux_core::{Event, Events, Interest, Socket, Sockets, Token};
+
+/// Counts, per thread, the allocations made while that thread counts
+/// (tests run on several threads at once).
+struct Counting;
+
+thread_local! {
+    /// `Some(n)`: counting, `n` so far.
+    static ALLOCATIONS: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+fn note() {
+    // try_with: the allocator may run while thread locals are torn down.
+    let _ = ALLOCATIONS.try_with(|n| n.set(n.get().map(|n| n + 1)));
+}
+
+// SAFETY: every call is passed on to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made on this thread while `f` runs.
+fn allocations_in<R>(f: impl FnOnce() -> R) -> (u64, R) {
+    ALLOCATIONS.with(|n| n.set(Some(0)));
+    let r = f();
+    let n = ALLOCATIONS.with(|n| n.take()).unwrap_or(0);
+    (n, r)
+}
+
+#[test]
+fn the_counter_sees_an_allocation() {
+    let (n, b) = allocations_in(|| Box::new(7u64));
+    assert_eq!(n, 1);
+    assert_eq!(*b, 7);
+}
+
+/// A client and the server's end of one connection, both in `sockets`.
+struct Pair {
+    sockets: Sockets,
+    client: Token,
+    server: Token,
+    events: Events,
+}
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn connect() -> Pair {
+    let mut sockets = Sockets::new().unwrap();
+    let listener = sockets.listen_tcp("127.0.0.1:0").unwrap();
+    let client = sockets
+        .connect_tcp(sockets.local_addr(listener).unwrap())
+        .unwrap();
+    let mut events = Events::with_capacity(64);
+    let (mut server, mut connected) = (None, false);
+    let start = Instant::now();
+    while server.is_none() || !connected {
+        assert!(start.elapsed() < LIMIT, "no connection within {LIMIT:?}");
+        sockets.poll(&mut events, Some(LIMIT)).unwrap();
+        for event in &events {
+            match event {
+                Event::Read(t) if t == listener => match sockets.accept(t) {
+                    Ok(conn) => server = Some(conn),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("accept: {e}"),
+                },
+                Event::Write(t) if t == client => connected = true,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    // Small echoes must not wait for delayed acknowledgements (Nagle).
+    for t in [client, server.unwrap()] {
+        if let Socket::TcpStream(s) = sockets.socket(t).unwrap() {
+            s.set_nodelay(true).unwrap();
+        }
+    }
+    sockets.set_interest(client, Interest::READABLE).unwrap();
+    sockets.set_interest(listener, Interest::NONE).unwrap();
+    Pair {
+        sockets,
+        client,
+        server: server.unwrap(),
+        events,
+    }
+}
+
+impl Pair {
+    /// One request of `message.len()` bytes from the client, echoed by the
+    /// server; the server reads in `chunk`-byte reads, so a chunk smaller
+    /// than the message leaves `Read` raised (level mode) for the next poll.
+    fn round_trip(&mut self, message: &[u8], chunk: usize, buf: &mut [u8]) {
+        assert_eq!(
+            self.sockets.write(self.client, message).unwrap(),
+            message.len()
+        );
+        let (mut echoed, mut back) = (0, 0);
+        let start = Instant::now();
+        while back < message.len() {
+            assert!(start.elapsed() < LIMIT, "no echo within {LIMIT:?}");
+            self.sockets.poll(&mut self.events, Some(LIMIT)).unwrap();
+            for event in &self.events {
+                match event {
+                    Event::Read(t) if t == self.server => {
+                        match self.sockets.read(t, &mut buf[..chunk]) {
+                            Ok(n) => {
+                                assert!(n > 0, "the client closed");
+                                let sent = self.sockets.write(t, &buf[..n]).unwrap();
+                                assert_eq!(sent, n, "a short write on loopback");
+                                echoed += n;
+                            }
+                            // The level event found nothing left: re-armed.
+                            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                            Err(e) => panic!("server read: {e}"),
+                        }
+                    }
+                    Event::Read(t) if t == self.client => {
+                        match self.sockets.read(t, &mut buf[..]) {
+                            Ok(n) => {
+                                assert!(n > 0, "the server closed");
+                                assert_eq!(&buf[..n], &message[back..back + n]);
+                                back += n;
+                            }
+                            // Nothing there after all: re-armed.
+                            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                            Err(e) => panic!("client read: {e}"),
+                        }
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+        assert_eq!(echoed, message.len());
+    }
+}
+
+fn steady_state_allocations(size: usize, chunk: usize, rounds: usize) -> u64 {
+    let mut pair = connect();
+    let message: Vec<u8> = (0..size).map(|i| (i * 7) as u8).collect();
+    let mut buf = vec![0u8; 64 * 1024];
+    for _ in 0..100 {
+        pair.round_trip(&message, chunk, &mut buf);
+    }
+    let (n, ()) = allocations_in(|| {
+        for _ in 0..rounds {
+            pair.round_trip(&message, chunk, &mut buf);
+        }
+    });
+    n
+}
+
+#[test]
+fn echo_through_the_table_allocates_nothing_per_event() {
+    let n = steady_state_allocations(64, 64 * 1024, 2_000);
+    assert_eq!(n, 0, "{n} heap allocations in 2,000 64-byte round trips");
+}
+
+#[test]
+fn level_reraised_reads_allocate_nothing() {
+    // 4 KiB read 1 KiB at a time: three full reads keep Read raised.
+    let n = steady_state_allocations(4096, 1024, 500);
+    assert_eq!(n, 0, "{n} heap allocations in 500 4 KiB round trips");
+}
