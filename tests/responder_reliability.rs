@@ -9,7 +9,7 @@ use std::cell::Cell;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
 use std::rc::Rc;
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 use responder_common::{turn_until, LIMIT};
@@ -325,6 +325,25 @@ fn removing_another_socket_with_a_pending_event_never_leaks_it_to_the_slot_reuse
     }
 }
 
+/// Keeps every `error!` logged in this test binary.
+struct Capture(Mutex<Vec<String>>);
+
+impl log::Log for Capture {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Error
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            self.0.lock().unwrap().push(record.args().to_string());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+static ERRORS: Capture = Capture(Mutex::new(Vec::new()));
+
 /// Row 15's state: how many sockets closed.
 #[derive(Default)]
 struct Echoes {
@@ -386,6 +405,8 @@ fn round_trip(stream: &mut TcpStream, message: &[u8]) {
 /// the stream within a second; the other connections keep echoing.
 #[test]
 fn a_panicking_handler_closes_its_socket_and_the_others_keep_echoing() {
+    log::set_logger(&ERRORS).unwrap();
+    log::set_max_level(log::LevelFilter::Error);
     let mut dispatcher = Dispatcher::new(Echoes::default()).unwrap();
     let listener = dispatcher
         .sockets()
@@ -426,4 +447,10 @@ fn a_panicking_handler_closes_its_socket_and_the_others_keep_echoing() {
     clients.join().expect("the clients' checks");
     turn_until(&mut dispatcher, LIMIT, |d| d.state().closed == 5);
     assert_eq!(dispatcher.sockets().len(), 1, "the listener is left");
+    let errors = ERRORS.0.lock().unwrap();
+    let logged: Vec<&String> = errors
+        .iter()
+        .filter(|e| e.contains("responder panicked: the magic payload"))
+        .collect();
+    assert_eq!(logged.len(), 1, "the panic is logged once: {errors:?}");
 }

@@ -42,7 +42,8 @@ pub enum Action {
 ///
 /// * [`registered`](Responder::registered) once, before any event: at the
 ///   start of the next turn for a socket registered from outside the loop,
-///   or right after the call that registered it.
+///   or right after the call that registered it (not at all if the socket
+///   is removed before then).
 /// * [`ready`](Responder::ready) for each `Read`, `Write` or `Error` event
 ///   of the socket, in the order the table raises them (`Read` before
 ///   `Error`, so bytes that came before a reset are read first). Events of a
