@@ -112,10 +112,59 @@ pub trait Responder<S> {
     /// read answers `WouldBlock` (or a stream read comes back short), so a
     /// handler may read a bounded amount and return, leaving the rest for
     /// the next turn, and let other sockets have theirs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::Event;
+    /// use sockmux_responder::{Action, Context, Responder};
+    ///
+    /// /// Counts datagrams; closes on an error event.
+    /// struct Counter(u64);
+    ///
+    /// impl Responder<()> for Counter {
+    ///     fn ready(&mut self, event: Event, cx: &mut Context<'_, ()>) -> Action {
+    ///         match event {
+    ///             Event::Read(t) => {
+    ///                 while cx.sockets.recv(t, &mut [0; 1500]).is_ok() {
+    ///                     self.0 += 1;
+    ///                 }
+    ///                 Action::Continue
+    ///             }
+    ///             Event::Error(_) => Action::Close,
+    ///             _ => Action::Continue,
+    ///         }
+    ///     }
+    /// }
+    /// # let _ = Counter(0);
+    /// ```
     fn ready(&mut self, event: Event, cx: &mut Context<'_, S>) -> Action;
 
     /// Runs once after the socket was registered, before its first event:
     /// the place to greet a peer or start a timer. Does nothing by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::Event;
+    /// use sockmux_responder::{Action, Context, Responder};
+    ///
+    /// struct Greeter;
+    ///
+    /// impl Responder<()> for Greeter {
+    ///     fn registered(&mut self, cx: &mut Context<'_, ()>) -> Action {
+    ///         // A new connection's send buffer is empty: this fits.
+    ///         match cx.sockets.write(cx.token(), b"hello\n") {
+    ///             Ok(_) => Action::Continue,
+    ///             Err(_) => Action::Close,
+    ///         }
+    ///     }
+    ///     fn ready(&mut self, _: Event, _: &mut Context<'_, ()>) -> Action {
+    ///         Action::Continue
+    ///     }
+    /// }
+    /// # let _ = Greeter;
+    /// ```
     fn registered(&mut self, cx: &mut Context<'_, S>) -> Action {
         let _ = cx;
         Action::Continue
@@ -123,6 +172,31 @@ pub trait Responder<S> {
 
     /// A timer made by this responder (through [`Context::timer_after`] and
     /// friends) fired. Does nothing by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::{Event, TimerId};
+    /// use sockmux_responder::{Action, Context, Responder};
+    /// use std::time::Duration;
+    ///
+    /// /// Closes a connection that stays silent for 30 seconds.
+    /// struct Idle(Option<TimerId>);
+    ///
+    /// impl Responder<()> for Idle {
+    ///     fn ready(&mut self, _: Event, cx: &mut Context<'_, ()>) -> Action {
+    ///         if let Some(old) = self.0.take() {
+    ///             cx.cancel_timer(old);
+    ///         }
+    ///         self.0 = Some(cx.timer_after(Duration::from_secs(30)));
+    ///         Action::Continue
+    ///     }
+    ///     fn timer(&mut self, id: TimerId, _: &mut Context<'_, ()>) -> Action {
+    ///         if self.0 == Some(id) { Action::Close } else { Action::Continue }
+    ///     }
+    /// }
+    /// # let _ = Idle(None);
+    /// ```
     fn timer(&mut self, id: TimerId, cx: &mut Context<'_, S>) -> Action {
         let _ = (id, cx);
         Action::Continue
@@ -136,6 +210,34 @@ pub trait Responder<S> {
     /// [`Action::Continue`] to finish first — flush what is buffered — and
     /// return `Close` from a later call; whatever is still open at the
     /// deadline is closed then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::{Event, Interest};
+    /// use sockmux_responder::{Action, Context, Responder};
+    ///
+    /// /// Writes out `queue`; on stop, reads no more and closes once flushed.
+    /// struct Conn { queue: Vec<u8>, stopping: bool }
+    ///
+    /// impl Responder<()> for Conn {
+    ///     fn ready(&mut self, _: Event, cx: &mut Context<'_, ()>) -> Action {
+    ///         if let Ok(n) = cx.sockets.write(cx.token(), &self.queue) {
+    ///             self.queue.drain(..n);
+    ///         }
+    ///         if self.stopping && self.queue.is_empty() { Action::Close } else { Action::Continue }
+    ///     }
+    ///     fn stop(&mut self, cx: &mut Context<'_, ()>) -> Action {
+    ///         if self.queue.is_empty() {
+    ///             return Action::Close;
+    ///         }
+    ///         self.stopping = true;
+    ///         let _ = cx.sockets.set_interest(cx.token(), Interest::WRITABLE);
+    ///         Action::Continue
+    ///     }
+    /// }
+    /// # let _ = Conn { queue: Vec::new(), stopping: false };
+    /// ```
     fn stop(&mut self, cx: &mut Context<'_, S>) -> Action {
         let _ = cx;
         Action::Close
@@ -145,6 +247,31 @@ pub trait Responder<S> {
     /// responder is dropped. [`Context::token`] is stale by now; the shared
     /// state and every other socket are there, e.g. to forget this peer.
     /// Does nothing by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashSet;
+    /// use sockmux_core::{Event, Token};
+    /// use sockmux_responder::{Action, Context, Responder};
+    ///
+    /// /// The shared state keeps who is connected.
+    /// struct Member;
+    ///
+    /// impl Responder<HashSet<Token>> for Member {
+    ///     fn registered(&mut self, cx: &mut Context<'_, HashSet<Token>>) -> Action {
+    ///         cx.state.insert(cx.token());
+    ///         Action::Continue
+    ///     }
+    ///     fn ready(&mut self, _: Event, _: &mut Context<'_, HashSet<Token>>) -> Action {
+    ///         Action::Continue
+    ///     }
+    ///     fn closed(&mut self, cx: &mut Context<'_, HashSet<Token>>) {
+    ///         cx.state.remove(&cx.token());
+    ///     }
+    /// }
+    /// # let _ = Member;
+    /// ```
     fn closed(&mut self, cx: &mut Context<'_, S>) {
         let _ = cx;
     }
