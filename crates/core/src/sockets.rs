@@ -913,16 +913,24 @@ impl<D> Sockets<D> {
     /// Drops queue entries with nothing left to report; says whether any is
     /// left. Costs O(queued), never O(table).
     fn prune_queue(&mut self) -> bool {
-        let slab = &mut self.slab;
-        self.queue.retain(|token| match slab.get_mut(token.key()) {
-            Some(entry) if entry.generation == token.generation() => {
-                let keep = !entry.reportable().is_empty();
-                entry.queued = keep;
-                keep
+        // Compacts in place, keeping the order (a hand-written `retain`:
+        // this runs once per event).
+        let mut kept = 0;
+        for i in 0..self.queue.len() {
+            let token = self.queue[i];
+            if let Some(entry) = self.slab.get_mut(token.key()) {
+                if entry.generation == token.generation() {
+                    if entry.reportable().is_empty() {
+                        entry.queued = false;
+                    } else {
+                        self.queue[kept] = token;
+                        kept += 1;
+                    }
+                }
             }
-            _ => false,
-        });
-        !self.queue.is_empty()
+        }
+        self.queue.truncate(kept);
+        kept != 0
     }
 
     fn select(&mut self, raw: &mut Vec<RawEvent>, timeout: Option<Duration>) -> io::Result<()> {
@@ -946,20 +954,9 @@ impl<D> Sockets<D> {
 
     /// Folds one OS report into the socket's readiness bits.
     fn apply(&mut self, event: RawEvent) {
-        if event.key == WAKE_KEY {
-            trace!("wake-up");
-            self.woken = true;
-            #[cfg(windows)]
-            self.drain_signals();
-            return;
-        }
-        #[cfg(unix)]
-        if event.key == SIGNAL_KEY {
-            self.drain_signals();
-            return;
-        }
+        // Sockets first: the waker's and signals' keys are past any slot.
         let Some(entry) = self.slab.get_mut(event.key) else {
-            trace!("os event for unknown key {}: ignored", event.key);
+            self.apply_special(event.key);
             return;
         };
         let token = entry.token(event.key);
@@ -1003,6 +1000,24 @@ impl<D> Sockets<D> {
         // writable or write-closed sets writable.
         entry.ready.insert(r.to_io_readiness());
         enqueue(&mut self.queue, entry, token);
+    }
+
+    /// An OS report for a key outside the table: the waker, signals, or a
+    /// socket removed since the OS queued the report.
+    fn apply_special(&mut self, key: usize) {
+        if key == WAKE_KEY {
+            trace!("wake-up");
+            self.woken = true;
+            #[cfg(windows)]
+            self.drain_signals();
+            return;
+        }
+        #[cfg(unix)]
+        if key == SIGNAL_KEY {
+            self.drain_signals();
+            return;
+        }
+        trace!("os event for unknown key {key}: ignored");
     }
 
     /// Delivers wake-ups, signals and due timers, ahead of socket events:
