@@ -1,9 +1,13 @@
 //! Figures for the core table, printed, never asserted:
 //!
 //! - poll cost with one busy socket among 10, 1,000 and 10,000 idle ones
-//!   (the ratio to 10 is the O(ready) check);
+//!   (the ratio to 10 is the O(ready) check; the three tables are measured
+//!   in turn, five rounds, medians, so drift hits them alike);
 //! - timer schedule + cancel rate for 100,000 timers, and firing them;
-//! - wake latency from another thread to the loop, p50 and p99.
+//! - wake latency from another thread to the loop, p50 and p99;
+//! - dispatch cost per event through a responder: the same datagram loop
+//!   through the bare table and through a `Dispatcher`, the difference per
+//!   event.
 //!
 //! `cargo bench --bench core` runs the full sizes; under `cargo test` (no
 //! `--bench` argument) it runs a quick smoke pass with small sizes.
@@ -12,15 +16,21 @@ use std::io::ErrorKind;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use sockmux::{Event, Events, Sockets};
+use sockmux::{Action, Context, Dispatcher, Event, Events, Sockets, Token};
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let scale = if full { 1 } else { 100 };
     raise_nofile_limit();
-    poll_cost(&[10, 1_000, 10_000], 200_000 / scale);
+    poll_cost(&[10, 1_000, 10_000], 40_000 / scale);
     timers(100_000 / scale);
     wake_latency(20_000 / scale);
+    dispatch_cost(200_000 / scale);
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 /// 10,000 sockets need more descriptors than the usual soft limit of 1024.
@@ -41,7 +51,7 @@ fn raise_nofile_limit() {
 /// registered and never ready. Per-iteration time should not depend on how
 /// many idle sockets there are.
 fn poll_cost(idle_counts: &[usize], iterations: usize) {
-    let mut results = Vec::new();
+    let mut loops = Vec::new();
     for &idle in idle_counts {
         let mut sockets = Sockets::new().unwrap();
         let mut idle_tokens = Vec::with_capacity(idle);
@@ -62,7 +72,7 @@ fn poll_cost(idle_counts: &[usize], iterations: usize) {
         let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
         let mut events = Events::with_capacity(64);
         let mut buf = [0u8; 64];
-        let mut run = |n: usize| {
+        let run = move |n: usize| {
             let start = Instant::now();
             for _ in 0..n {
                 sender.send_to(b"ping", addr).unwrap();
@@ -86,20 +96,31 @@ fn poll_cost(idle_counts: &[usize], iterations: usize) {
             }
             start.elapsed()
         };
-        run(iterations / 10); // warm up
-        let took = run(iterations);
-        let per = took.as_secs_f64() * 1e9 / iterations as f64;
-        results.push((idle_tokens.len(), per));
+        loops.push((
+            idle_tokens,
+            Box::new(run) as Box<dyn FnMut(usize) -> Duration>,
+        ));
     }
-    let base = results[0].1;
+    const ROUNDS: usize = 5;
+    let mut per: Vec<Vec<f64>> = vec![Vec::new(); loops.len()];
+    for (_, run) in &mut loops {
+        run(iterations / 10); // warm up
+    }
+    for _ in 0..ROUNDS {
+        for (i, (_, run)) in loops.iter_mut().enumerate() {
+            per[i].push(run(iterations).as_secs_f64() * 1e9 / iterations as f64);
+        }
+    }
+    let medians: Vec<f64> = per.into_iter().map(median).collect();
     println!(
-        "poll cost, 1 busy socket (send + poll + recv to WouldBlock), {iterations} iterations:"
+        "poll cost, 1 busy socket (send + poll + recv to WouldBlock), median of {ROUNDS} rounds of {iterations}:"
     );
-    for (idle, per) in &results {
+    for ((idle, _), per) in loops.iter().zip(&medians) {
         println!(
-            "  {idle:>6} idle: {per:>8.0} ns/iteration  ratio to {}: {:.3}",
-            results[0].0,
-            per / base
+            "  {:>6} idle: {per:>8.0} ns/iteration  ratio to {}: {:.3}",
+            idle.len(),
+            loops[0].0.len(),
+            per / medians[0]
         );
     }
 }
@@ -182,4 +203,88 @@ fn wake_latency(samples: usize) {
         at(0.99),
         latencies[latencies.len() - 1]
     );
+}
+
+/// The datagram loop of `poll_cost` (no idle sockets), once through the
+/// bare table and once through a dispatcher whose responder does the same
+/// reads; the difference is what dispatching one event costs.
+fn dispatch_cost(iterations: usize) {
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut buf = [0u8; 64];
+
+    let mut sockets = Sockets::new().unwrap();
+    let busy = sockets.bind_udp("127.0.0.1:0").unwrap();
+    let addr = sockets.local_addr(busy).unwrap();
+    let mut events = Events::with_capacity(64);
+    let mut table = |n: usize| {
+        let start = Instant::now();
+        for _ in 0..n {
+            sender.send_to(b"ping", addr).unwrap();
+            let mut got = false;
+            while !got {
+                sockets
+                    .poll(&mut events, Some(Duration::from_secs(5)))
+                    .unwrap();
+                for event in &events {
+                    if event == Event::Read(busy) {
+                        got |= drain(&mut |b| sockets.recv(busy, b), &mut buf);
+                    }
+                }
+            }
+        }
+        start.elapsed()
+    };
+
+    let mut dispatcher = Dispatcher::with_event_capacity(0u64, 64).unwrap();
+    let reader = |event: Event, cx: &mut Context<'_, u64>| {
+        if let Event::Read(t) = event {
+            let mut buf = [0u8; 64];
+            if drain(&mut |b| cx.sockets.recv(t, b), &mut buf) {
+                *cx.state += 1;
+            }
+        }
+        Action::Continue
+    };
+    let busy: Token = dispatcher
+        .sockets()
+        .bind_udp("127.0.0.1:0", reader)
+        .unwrap();
+    let addr = dispatcher.sockets().local_addr(busy).unwrap();
+    let mut responder = |n: usize| {
+        let start = Instant::now();
+        for _ in 0..n {
+            sender.send_to(b"ping", addr).unwrap();
+            let before = *dispatcher.state();
+            while *dispatcher.state() == before {
+                dispatcher.turn(Some(Duration::from_secs(5))).unwrap();
+            }
+        }
+        start.elapsed()
+    };
+
+    table(iterations / 10);
+    responder(iterations / 10);
+    let (mut bare, mut through) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        bare.push(table(iterations).as_secs_f64() * 1e9 / iterations as f64);
+        through.push(responder(iterations).as_secs_f64() * 1e9 / iterations as f64);
+    }
+    let (bare, through) = (median(bare), median(through));
+    println!(
+        "dispatch cost, 1 datagram per event, median of 5 rounds of {iterations}: \
+         table {bare:.0} ns/event, responder {through:.0} ns/event: {:+.0} ns per dispatched event",
+        through - bare
+    );
+}
+
+/// Receives until `WouldBlock`; whether anything came.
+fn drain(recv: &mut dyn FnMut(&mut [u8]) -> std::io::Result<usize>, buf: &mut [u8]) -> bool {
+    let mut got = false;
+    loop {
+        match recv(buf) {
+            Ok(_) => got = true,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return got,
+            Err(e) => panic!("{e}"),
+        }
+    }
 }
