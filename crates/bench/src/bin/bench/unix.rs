@@ -31,7 +31,7 @@ struct Options {
     sizes: Vec<usize>,
     only: Option<Vec<String>>,
     pin: bool,
-    build_example: bool,
+    build: bool,
     chart: Option<PathBuf>,
     table: Option<PathBuf>,
 }
@@ -51,7 +51,7 @@ fn options() -> Result<Options, Box<dyn Error>> {
         sizes: vec![64, 4096],
         only: None,
         pin: true,
-        build_example: true,
+        build: true,
         chart: None,
         table: None,
     };
@@ -77,7 +77,7 @@ fn options() -> Result<Options, Box<dyn Error>> {
                 );
             }
             Long("no-pin") => o.pin = false,
-            Long("no-build") => o.build_example = false,
+            Long("no-build") => o.build = false,
             Long("chart") => chart = Some(PathBuf::from(args.value()?)),
             Long("table") => o.table = Some(PathBuf::from(args.value()?)),
             Long("help") => {
@@ -140,28 +140,34 @@ fn contenders(o: &Options, bin_dir: &Path) -> Vec<Contender> {
     all
 }
 
+/// Runs `cargo build ARGS` into the target directory of the running binary,
+/// in its profile; whether it succeeded.
+fn cargo_build(bin_dir: &Path, args: &[&str]) -> bool {
+    let Some(target_dir) = bin_dir.parent() else {
+        return false;
+    };
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root())
+        .arg("build")
+        .args(args)
+        .arg("--target-dir")
+        .arg(target_dir);
+    if bin_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    cmd.status().is_ok_and(|s| s.success())
+}
+
 /// The `tcp_echo` example binary, built here first when its source exists.
 fn tcp_echo(o: &Options, bin_dir: &Path) -> Option<PathBuf> {
     let root = workspace_root();
     if !root.join("examples/tcp_echo.rs").exists() {
         return None;
     }
-    if o.build_example {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let target_dir = bin_dir.parent()?;
+    if o.build {
         eprintln!("building the tcp_echo example ...");
-        let built = Command::new(cargo)
-            .current_dir(&root)
-            .args([
-                "build",
-                "--release",
-                "--example",
-                "tcp_echo",
-                "--target-dir",
-            ])
-            .arg(target_dir)
-            .status();
-        if !built.is_ok_and(|s| s.success()) {
+        if !cargo_build(bin_dir, &["--example", "tcp_echo"]) {
             eprintln!("note: `cargo build --release --example tcp_echo` failed");
             return None;
         }
@@ -178,6 +184,10 @@ pub(crate) fn main() -> Result<(), Box<dyn Error>> {
         .ok_or("no directory for the running binary")?
         .to_path_buf();
     let loadgen = bin_dir.join("loadgen");
+    // The servers and the load generator, never stale.
+    if o.build && !cargo_build(&bin_dir, &["-p", "sockmux-bench", "--bins"]) {
+        eprintln!("note: building the benchmark binaries failed; using what is there");
+    }
     for needed in [&loadgen, &bin_dir.join("echo_server")] {
         if !needed.exists() {
             return Err(format!(
