@@ -258,3 +258,66 @@ fn a_socket_cut_short_by_the_buffer_gets_the_rest_first() {
     assert_eq!(poll_now(&mut sockets, &mut events), [Event::Read(b)]);
     assert_eq!(poll_now(&mut sockets, &mut events), [Event::Read(b)]);
 }
+
+/// A connected TCP pair: the table's side and the peer's.
+fn tcp_pair(sockets: &mut Sockets) -> (crate::Token, std::net::TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let t = sockets.add(listener.accept().unwrap().0).unwrap();
+    (t, peer)
+}
+
+#[test]
+fn read_closed_reported_again_after_the_end_was_read_raises_no_read() {
+    let (mut sockets, faults, _) = faulty();
+    let (t, peer) = tcp_pair(&mut sockets);
+    drop(peer);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match sockets.read(t, &mut [0; 16]) {
+            Ok(0) => break,
+            Ok(_) => panic!("no data was sent"),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                assert!(Instant::now() < deadline);
+                std::thread::yield_now();
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    // epoll's next edge carries every ready bit; mio on Windows may report
+    // the FIN again: neither is a new end of stream.
+    faults.borrow_mut().push_back(Fault::Inject(vec![RawEvent {
+        key: t.key(),
+        ready: READABLE | Ready::READ_CLOSED,
+    }]));
+    let mut events = Events::with_capacity(8);
+    sockets
+        .poll(&mut events, Some(Duration::from_millis(20)))
+        .unwrap();
+    assert!(!events.iter().any(|e| e == Event::Read(t)), "{events:?}");
+}
+
+#[test]
+fn os_reports_that_raise_no_event_do_not_end_the_wait() {
+    let (mut sockets, faults, timeouts) = faulty();
+    let t = sockets
+        .add(UdpSocket::bind("127.0.0.1:0").unwrap())
+        .unwrap();
+    let mut events = Events::with_capacity(8);
+    // The registration's own report first.
+    sockets.poll(&mut events, Some(Duration::ZERO)).unwrap();
+    // Writable, which the socket is not interested in (on Windows every
+    // WouldBlock re-arms the socket and mio reports its whole state again).
+    faults.borrow_mut().push_back(Fault::Inject(vec![RawEvent {
+        key: t.key(),
+        ready: Ready::WRITABLE,
+    }]));
+    timeouts.borrow_mut().clear();
+    let start = Instant::now();
+    let n = sockets
+        .poll(&mut events, Some(Duration::from_millis(50)))
+        .unwrap();
+    assert_eq!(n, 0);
+    assert!(start.elapsed() >= Duration::from_millis(50));
+    assert_eq!(timeouts.borrow().len(), 2, "waited on after the report");
+}

@@ -52,6 +52,10 @@ struct Entry<D> {
     queued: bool,
     /// A TCP connect not yet completed or failed.
     connecting: bool,
+    /// The end of the stream was read: a later read-closed report repeats
+    /// it (epoll's edges carry every ready bit, and mio on Windows may report
+    /// the FIN again) and raises no `Read`.
+    eof: bool,
     error: Option<io::Error>,
     /// `error` not yet reported as an `Error` event.
     error_new: bool,
@@ -270,6 +274,7 @@ impl<D> Sockets<D> {
             skip: Ready::EMPTY,
             queued: false,
             connecting,
+            eof: false,
             error: None,
             error_new: false,
         });
@@ -669,6 +674,7 @@ impl<D> Sockets<D> {
         if n == 0 && !buf.is_empty() {
             // The end of the stream was read: report it no more.
             entry.ready.remove(Ready::READABLE | Ready::READ_CLOSED);
+            entry.eof = true;
         } else if SHORT_IO_DRAINS && n < buf.len() && !entry.ready.contains(Ready::READ_CLOSED) {
             // Short read: the receive buffer is empty (see SHORT_IO_DRAINS).
             // With the peer's FIN already seen, keep Read raised so that the
@@ -857,12 +863,13 @@ impl<D> Sockets<D> {
     }
 
     /// Waits for readiness and fills `events` with at most its capacity;
-    /// returns how many were delivered (0 on timeout).
+    /// returns how many were delivered (0 only on timeout).
     ///
     /// `None` waits until something is ready; `Some(d)` returns within `d`
     /// (plus scheduling slack). When a socket is still ready from earlier
     /// (level mode) the poll does not sleep. An interrupted wait (`EINTR`)
-    /// is retried with the time left.
+    /// is retried with the time left, and so is a wait that ended on OS
+    /// reports that raise no event (readiness outside a socket's interest).
     ///
     /// # Errors
     ///
@@ -880,6 +887,26 @@ impl<D> Sockets<D> {
     /// ```
     pub fn poll(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         events.clear();
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        loop {
+            let left = match deadline {
+                Some(deadline) => Some(deadline.saturating_duration_since(Instant::now())),
+                None => timeout, // forever, or too far away to add
+            };
+            let reports = self.poll_once(events, left)?;
+            // OS reports that raised no event (readiness nobody asked for;
+            // on Windows every `WouldBlock` re-arms a socket and mio reports
+            // its whole state again) do not end the wait: 0 events means
+            // that the timeout passed.
+            if !events.is_empty() || reports == 0 || left == Some(Duration::ZERO) {
+                return Ok(events.len());
+            }
+            trace!("{reports} os reports raised no event: waiting on");
+        }
+    }
+
+    /// One wait for readiness; returns the number of OS reports.
+    fn poll_once(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         let pending = self.prune_queue() || self.woken || self.signals_pending != 0;
         let timeout = if pending {
             Some(Duration::ZERO)
@@ -888,6 +915,7 @@ impl<D> Sockets<D> {
         };
         let mut raw = std::mem::take(&mut self.raw);
         let selected = self.select(&mut raw, timeout);
+        let reports = raw.len();
         for event in raw.drain(..) {
             self.apply(event);
         }
@@ -895,7 +923,7 @@ impl<D> Sockets<D> {
         selected?;
         self.emit_special(events);
         self.emit(events);
-        Ok(events.len())
+        Ok(reports)
     }
 
     /// The poll timeout, shortened to the nearest timer deadline.
@@ -960,8 +988,11 @@ impl<D> Sockets<D> {
             return;
         };
         let token = entry.token(event.key);
-        let r = event.ready;
+        let mut r = event.ready;
         trace!("{token}: os {r:?}");
+        if entry.eof {
+            r.remove(Ready::READABLE | Ready::READ_CLOSED);
+        }
         if entry.connecting {
             if !r.intersects(Ready::WRITABLE | Ready::ERROR | Ready::WRITE_CLOSED) {
                 return;
