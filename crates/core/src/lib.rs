@@ -82,6 +82,7 @@
 //! each OS report and event. Nothing is printed.
 #![doc(test(attr(deny(warnings))))]
 
+mod datagram;
 mod event;
 #[cfg(test)]
 mod fault_tests;

@@ -180,9 +180,9 @@ impl Socket {
 
     pub(crate) fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            Socket::Udp(s) => s.recv(buf),
+            Socket::Udp(s) => crate::datagram::recv(s, buf),
             #[cfg(unix)]
-            Socket::UnixDatagram(s) => s.recv(buf),
+            Socket::UnixDatagram(s) => crate::datagram::recv(s, buf),
             _ => Err(self.wrong_kind("recv", Need::Datagram)),
         }
     }
@@ -198,7 +198,7 @@ impl Socket {
 
     pub(crate) fn recv_from(&mut self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         match self {
-            Socket::Udp(s) => s.recv_from(buf),
+            Socket::Udp(s) => crate::datagram::recv_from(s, buf),
             _ => Err(self.wrong_kind("recv_from", Need::Udp)),
         }
     }

@@ -768,15 +768,20 @@ impl<D> Sockets<D> {
     }
 
     /// Receives one datagram on a UDP or Unix datagram socket. `Ok(0)` is an
-    /// empty datagram, not an end. A datagram longer than `buf` is cut to
-    /// fit by the OS (Unix) or fails with an error (Windows).
+    /// empty datagram, not an end.
+    ///
+    /// A datagram longer than `buf` fails the call with `InvalidData` on
+    /// every platform (Unix would cut it to fit without a word, Windows fails
+    /// with `WSAEMSGSIZE`): the datagram is dropped, `buf` holds its first
+    /// `buf.len()` bytes, and the next call returns the next datagram.
     ///
     /// # Errors
     ///
     /// `WouldBlock` when no datagram is queued (readiness is cleared);
-    /// `NotFound` for a stale token; `InvalidInput` for a socket that is not
-    /// a datagram socket; the OS error otherwise (e.g. `ConnectionRefused`
-    /// on a connected UDP socket whose peer is gone).
+    /// `InvalidData` for a datagram longer than `buf`; `NotFound` for a
+    /// stale token; `InvalidInput` for a socket that is not a datagram
+    /// socket; the OS error otherwise (e.g. `ConnectionRefused` on a
+    /// connected UDP socket whose peer is gone).
     ///
     /// # Examples
     ///
@@ -785,6 +790,30 @@ impl<D> Sockets<D> {
     /// let t = sockets.bind_udp("127.0.0.1:0")?;
     /// let e = sockets.recv(t, &mut [0; 8]).unwrap_err();
     /// assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// A datagram too long for the buffer, then one that fits:
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    ///
+    /// let mut sockets = sockmux_core::Sockets::new()?;
+    /// let t = sockets.bind_udp("127.0.0.1:0")?;
+    /// let peer = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    /// peer.send_to(b"too long", sockets.local_addr(t)?)?;
+    /// peer.send_to(b"ok", sockets.local_addr(t)?)?;
+    /// let mut buf = [0; 3];
+    /// let mut recv = |buf: &mut [u8]| loop {
+    ///     match sockets.recv(t, buf) {
+    ///         Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::yield_now(),
+    ///         other => break other,
+    ///     }
+    /// };
+    /// assert_eq!(recv(&mut buf).unwrap_err().kind(), ErrorKind::InvalidData);
+    /// assert_eq!(&buf, b"too");
+    /// assert_eq!(recv(&mut buf)?, 2);
+    /// assert_eq!(&buf[..2], b"ok");
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn recv(&mut self, token: Token, buf: &mut [u8]) -> io::Result<usize> {
