@@ -321,3 +321,30 @@ fn os_reports_that_raise_no_event_do_not_end_the_wait() {
     assert!(start.elapsed() >= Duration::from_millis(50));
     assert_eq!(timeouts.borrow().len(), 2, "waited on after the report");
 }
+
+/// Windows only: there mio reports a reset as read- and write-closed with no
+/// error flag (AFD's abort), and the table turns it into the `Error`; on
+/// epoll the same bits without the error flag are a plain hang-up.
+#[cfg(windows)]
+#[test]
+fn abort_report_is_one_reset_error_on_windows() {
+    let (mut sockets, faults, _) = faulty();
+    let (t, _peer) = tcp_pair(&mut sockets);
+    sockets.set_interest(t, crate::Interest::BOTH).unwrap();
+    let abort = RawEvent {
+        key: t.key(),
+        ready: READABLE | Ready::WRITABLE | Ready::READ_CLOSED | Ready::WRITE_CLOSED,
+    };
+    faults
+        .borrow_mut()
+        .push_back(Fault::Inject(vec![abort, abort]));
+    let mut events = Events::with_capacity(8);
+    sockets.poll(&mut events, Some(Duration::ZERO)).unwrap();
+    let got: Vec<_> = events.iter().collect();
+    assert_eq!(got, [Event::Read(t), Event::Write(t), Event::Error(t)]);
+    let e = sockets.take_error(t).unwrap().expect("the reset");
+    assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
+    faults.borrow_mut().push_back(Fault::Inject(vec![abort]));
+    sockets.poll(&mut events, Some(Duration::ZERO)).unwrap();
+    assert!(!events.iter().any(|e| e == Event::Error(t)), "{events:?}");
+}

@@ -95,6 +95,8 @@ mod sockets;
 mod timer;
 mod token;
 mod waker;
+#[cfg(windows)]
+mod windows;
 
 pub use event::{Event, Events, Iter};
 pub use interest::{Interest, Mode};

@@ -44,7 +44,8 @@ struct Entry<D> {
     interest: Interest,
     mode: Mode,
     /// READABLE / WRITABLE as the table believes them; READ_CLOSED sticks
-    /// until the end of the stream has been read.
+    /// until the end of the stream has been read. On Windows, WRITE_CLOSED
+    /// sticks once a reset has been reported.
     ready: Ready,
     /// Kinds already delivered in a round that the event buffer cut short.
     skip: Ready,
@@ -775,13 +776,22 @@ impl<D> Sockets<D> {
     /// with `WSAEMSGSIZE`): the datagram is dropped, `buf` holds its first
     /// `buf.len()` bytes, and the next call returns the next datagram.
     ///
+    /// An ICMP report about an earlier datagram (port unreachable) is not
+    /// this call's failure: the table keeps it for
+    /// [`take_error`](Sockets::take_error) and raises one
+    /// [`Event::Error`], and the socket stays usable. On Linux only a
+    /// connected UDP socket learns of it, through the poll; Windows hands it
+    /// to the next receive or send on any UDP socket, connected or not, and
+    /// there the table takes it and makes the call again.
+    ///
     /// # Errors
     ///
     /// `WouldBlock` when no datagram is queued (readiness is cleared);
     /// `InvalidData` for a datagram longer than `buf`; `NotFound` for a
     /// stale token; `InvalidInput` for a socket that is not a datagram
-    /// socket; the OS error otherwise (e.g. `ConnectionRefused` on a
-    /// connected UDP socket whose peer is gone).
+    /// socket; the OS error otherwise (e.g. `ConnectionRefused` on Linux, on
+    /// a connected UDP socket whose peer is gone, when the call comes before
+    /// the poll that would have reported it).
     ///
     /// # Examples
     ///
@@ -818,16 +828,24 @@ impl<D> Sockets<D> {
     /// ```
     pub fn recv(&mut self, token: Token, buf: &mut [u8]) -> io::Result<usize> {
         let entry = self.entry_mut(token)?;
-        retry(entry, Ready::READABLE, |s| s.recv(buf))
+        let r = datagram_io(entry, token, Ready::READABLE, |s| s.recv(buf));
+        #[cfg(windows)]
+        self.enqueue(token);
+        r
     }
 
     /// Sends one datagram on a connected UDP or Unix datagram socket.
+    ///
+    /// On Windows, an ICMP report about an earlier datagram that surfaces
+    /// here is taken as in [`recv`](Sockets::recv): kept, one
+    /// [`Event::Error`], and the send is made again.
     ///
     /// # Errors
     ///
     /// `WouldBlock` when the send buffer is full (readiness is cleared);
     /// `NotFound` for a stale token; `InvalidInput` for a socket that is not
-    /// a datagram socket; the OS error otherwise (e.g. `ConnectionRefused`).
+    /// a datagram socket; the OS error otherwise (e.g. `ConnectionRefused`
+    /// on Linux, before the poll that would have reported it).
     ///
     /// # Examples
     ///
@@ -840,7 +858,10 @@ impl<D> Sockets<D> {
     /// ```
     pub fn send(&mut self, token: Token, buf: &[u8]) -> io::Result<usize> {
         let entry = self.entry_mut(token)?;
-        retry(entry, Ready::WRITABLE, |s| s.send(buf))
+        let r = datagram_io(entry, token, Ready::WRITABLE, |s| s.send(buf));
+        #[cfg(windows)]
+        self.enqueue(token);
+        r
     }
 
     /// Receives one datagram on a UDP socket, with the sender's address.
@@ -868,7 +889,10 @@ impl<D> Sockets<D> {
     /// ```
     pub fn recv_from(&mut self, token: Token, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         let entry = self.entry_mut(token)?;
-        retry(entry, Ready::READABLE, |s| s.recv_from(buf))
+        let r = datagram_io(entry, token, Ready::READABLE, |s| s.recv_from(buf));
+        #[cfg(windows)]
+        self.enqueue(token);
+        r
     }
 
     /// Sends one datagram from a UDP socket to `addr`.
@@ -888,7 +912,10 @@ impl<D> Sockets<D> {
     /// ```
     pub fn send_to(&mut self, token: Token, buf: &[u8], addr: SocketAddr) -> io::Result<usize> {
         let entry = self.entry_mut(token)?;
-        retry(entry, Ready::WRITABLE, |s| s.send_to(buf, addr))
+        let r = datagram_io(entry, token, Ready::WRITABLE, |s| s.send_to(buf, addr));
+        #[cfg(windows)]
+        self.enqueue(token);
+        r
     }
 
     /// Waits for readiness and fills `events` with at most its capacity;
@@ -1055,6 +1082,18 @@ impl<D> Sockets<D> {
                 Ok(Some(e)) | Err(e) => entry.set_error(token, e),
                 Ok(None) => trace!("{token}: error flag without a pending error"),
             }
+        }
+        // mio on Windows reports a reset (AFD_POLL_ABORT) as read- and
+        // write-closed without the error flag; write-closed comes from
+        // nothing else on an established stream. Report it once.
+        #[cfg(windows)]
+        if r.contains(Ready::WRITE_CLOSED)
+            && !r.contains(Ready::ERROR)
+            && !entry.ready.contains(Ready::WRITE_CLOSED)
+        {
+            entry.ready.insert(Ready::WRITE_CLOSED);
+            let e = crate::windows::reset_error(entry.socket.take_os_error());
+            entry.set_error(token, e);
         }
         // Readable or read-closed sets readable (plus read-closed);
         // writable or write-closed sets writable.
@@ -1615,6 +1654,34 @@ fn retry_failed<D, R>(
             _ => return Err(error),
         }
     }
+}
+
+/// [`retry`] for the datagram calls. On Windows, an ICMP report about an
+/// earlier datagram that a UDP socket returns from this call becomes the
+/// socket's stored error (one `Error` event; the caller enqueues) and the
+/// call is made again: Winsock hands such reports to whichever receive or
+/// send comes next, and a server must not die of a client that went away.
+fn datagram_io<D, R>(
+    entry: &mut Entry<D>,
+    token: Token,
+    clear: Ready,
+    f: impl FnMut(&mut Socket) -> io::Result<R>,
+) -> io::Result<R> {
+    #[cfg(windows)]
+    let mut f = f;
+    #[cfg(windows)]
+    if matches!(entry.socket, Socket::Udp(_)) {
+        use crate::windows::{icmp_error, is_icmp_report, ICMP_REPORTS_PER_CALL};
+        for _ in 1..ICMP_REPORTS_PER_CALL {
+            match retry(entry, clear, &mut f) {
+                Err(e) if is_icmp_report(&e) => entry.set_error(token, icmp_error(e)),
+                other => return other,
+            }
+        }
+    }
+    #[cfg(not(windows))]
+    let _ = token;
+    retry(entry, clear, f)
 }
 
 fn stale(token: Token) -> io::Error {
