@@ -162,7 +162,12 @@ fn row06_readiness_not_drained_50_connects_50_accepts() {
 
 /// Edge mode is raw mio: one event per OS report, so a socket that is not
 /// drained is not reported again until something new arrives.
+// Not on Windows: mio there re-arms a socket only after an operation
+// answered WouldBlock, so a socket that was not drained raises no edge for
+// new data. tests/windows_diffs.rs tests that difference and the edge-mode
+// contract that holds on both.
 #[test]
+#[cfg_attr(windows, ignore = "mio on Windows re-arms only after WouldBlock")]
 fn row06_edge_mode_reports_once_until_new_data() {
     let mut sockets = Sockets::new().unwrap();
     let mut events = Events::with_capacity(16);
@@ -233,7 +238,12 @@ fn row07_zero_length_datagram_is_a_datagram_not_eof() {
 // ---------------------------------------------------------------------------
 // Row 9: ICMP port unreachable on connected UDP.
 
+// Not on Windows: Windows reports no ICMP error through the poll, it hands
+// it to the next receive or send (and wine keeps it in SO_ERROR), so a test
+// that only polls never sees it. tests/windows_diffs.rs tests the contract
+// on both platforms with a client that also receives and sends.
 #[test]
+#[cfg_attr(windows, ignore = "Windows hands ICMP errors to recv/send")]
 fn row09_icmp_port_unreachable_on_connected_udp_is_one_error_and_socket_lives() {
     let mut sockets = Sockets::new().unwrap();
     let mut events = Events::with_capacity(16);
@@ -617,7 +627,12 @@ fn row16_spurious_event_wouldblock_after_read_is_a_no_op() {
 /// Data then a reset arrive before the poll, so one OS event carries
 /// readable and error: the table raises `Read` first, the bytes are read,
 /// then the reset.
+// Not on Windows: IOCP completes the pending poll as soon as the data
+// arrives, so the reset comes in a second report and `Read` is raised
+// before it twice. tests/windows_diffs.rs tests the order that holds on
+// both platforms.
 #[test]
+#[cfg_attr(windows, ignore = "IOCP reports data and reset separately")]
 fn event_order_read_write_error_for_one_os_event() {
     let mut sockets = Sockets::new().unwrap();
     let mut events = Events::with_capacity(16);
