@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sockmux_bench::chart::write_chart;
 use sockmux_bench::counts::{self, CountSetup, SyscallCounter};
-use sockmux_bench::report::{Case, Results};
+use sockmux_bench::report::{Case, Results, Summary};
 use sockmux_bench::runner::{self, Contender, Launch};
 use sockmux_bench::{raise_nofile_limit, Server};
 
@@ -329,17 +329,25 @@ fn bars(results: &Results) -> String {
             let Some(s) = results.summary(row, case) else {
                 continue;
             };
-            let cpu = |label: &str| results.summary(label, case).and_then(|s| s.cpu_us);
-            if let (Some(me), Some(mio), Some(tokio)) = (s.cpu_us, cpu(BASE), cpu("tokio")) {
-                let ok = me <= mio && me <= tokio;
-                out.push_str(&format!(
-                    "  {row:<13} {:>4}×{:<4} CPU {me:.2} µs vs mio {mio:.2} ({:.2}×), tokio {tokio:.2} ({:.2}×): {}\n",
-                    case.conns,
-                    case.size,
-                    me / mio,
-                    me / tokio,
-                    if ok { "met" } else { "NOT met" }
-                ));
+            for (what, pick) in [
+                (
+                    "CPU",
+                    (|s: &Summary| s.cpu_us) as fn(&Summary) -> Option<f64>,
+                ),
+                ("min CPU", |s: &Summary| s.cpu_min_us),
+            ] {
+                let cpu = |label: &str| results.summary(label, case).as_ref().and_then(pick);
+                if let (Some(me), Some(mio), Some(tokio)) = (pick(&s), cpu(BASE), cpu("tokio")) {
+                    let ok = me <= mio && me <= tokio;
+                    out.push_str(&format!(
+                        "  {row:<13} {:>4}×{:<4} {what:<7} {me:.2} µs vs mio {mio:.2} ({:.2}×), tokio {tokio:.2} ({:.2}×): {}\n",
+                        case.conns,
+                        case.size,
+                        me / mio,
+                        me / tokio,
+                        if ok { "met" } else { "NOT met" }
+                    ));
+                }
             }
             if case.conns >= 1000 {
                 let rss = |label: &str| results.summary(label, case).and_then(|s| s.rss_mib);
