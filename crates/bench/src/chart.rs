@@ -1,5 +1,6 @@
-//! The chart: server CPU per request and p99 latency, per server and
-//! connection count, one panel per figure and request size (SVG).
+//! The chart: server CPU per request and p99 latency per server, one panel
+//! per connection count, figure and request size (SVG), linear scales from
+//! zero with each bar's value written on it.
 
 use std::error::Error;
 use std::path::Path;
@@ -8,10 +9,10 @@ use plotters::prelude::*;
 
 use crate::report::{Case, Results, Summary};
 
-/// A panel row: its name, the figure it shows, and whether on a log scale.
-type Figure = (&'static str, fn(&Summary) -> Option<f64>, bool);
+/// A panel column: its name, the figure it shows, the request size.
+type Figure = (&'static str, fn(&Summary) -> Option<f64>);
 
-/// Bar colours, one per server (cycled).
+/// Bar colours, one per server (cycled): the raw mio pair in greys.
 const COLORS: [RGBColor; 8] = [
     RGBColor(90, 90, 90),
     RGBColor(160, 160, 160),
@@ -30,80 +31,75 @@ const COLORS: [RGBColor; 8] = [
 /// The drawing or file error.
 pub fn write_chart(results: &Results, title: &str, path: &Path) -> Result<(), Box<dyn Error>> {
     let mut sizes: Vec<usize> = results.cases.iter().map(|c| c.size).collect();
+    sizes.sort_unstable();
     sizes.dedup();
     let mut conns: Vec<usize> = results.cases.iter().map(|c| c.conns).collect();
     conns.sort_unstable();
     conns.dedup();
-    let width = 560 * sizes.len() as u32;
-    let root = SVGBackend::new(path, (width.max(560), 860)).into_drawing_area();
+    let figures: [Figure; 2] = [
+        ("server CPU µs/request", |s| s.cpu_us),
+        ("p99 latency µs", |s| Some(s.p99_us)),
+    ];
+    let columns: Vec<(Figure, usize)> = figures
+        .iter()
+        .flat_map(|&f| sizes.iter().map(move |&size| (f, size)))
+        .collect();
+    let (width, height) = (
+        (420 * columns.len()).max(420) as u32,
+        (300 * conns.len() + 90) as u32,
+    );
+    let root = SVGBackend::new(path, (width, height)).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, rest) = root.split_vertically(40);
     top.titled(title, ("sans-serif", 20))?;
-    let (body, legend) = rest.split_vertically(780);
-    let panels = body.split_evenly((2, sizes.len()));
-    let figures: [Figure; 2] = [
-        ("server CPU µs/request", |s| s.cpu_us, false),
-        ("p99 latency µs (log scale)", |s| Some(s.p99_us), true),
-    ];
-    for (row, (name, value, log)) in figures.iter().enumerate() {
-        for (col, &size) in sizes.iter().enumerate() {
-            let area = &panels[row * sizes.len() + col];
-            let bars = bars(results, &conns, size, *value);
-            let max = bars.iter().map(|b| b.3).fold(0.0, f64::max).max(1e-3);
-            let caption = format!("{name}, {size}-byte requests");
-            let mut builder = ChartBuilder::on(area);
-            builder
-                .caption(caption, ("sans-serif", 16))
-                .margin(12)
-                .x_label_area_size(28)
-                .y_label_area_size(56);
-            let x_range = 0.0..conns.len() as f64;
-            let label_groups = |x: &f64| {
-                let i = x.floor() as usize;
-                if (x - i as f64 - 0.5).abs() < 1e-6 && i < conns.len() {
-                    format!("{} conns", conns[i])
+    let (body, legend) = rest.split_vertically(height - 80);
+    let panels = body.split_evenly((conns.len().max(1), columns.len().max(1)));
+    let n = results.labels.len();
+    for (row, &c) in conns.iter().enumerate() {
+        for (col, &((name, value), size)) in columns.iter().enumerate() {
+            let area = &panels[row * columns.len() + col];
+            let case = Case { conns: c, size };
+            let bars: Vec<(usize, f64)> = results
+                .labels
+                .iter()
+                .enumerate()
+                .filter_map(|(i, label)| {
+                    let s = results.summary(label, case)?;
+                    Some((i, value(&s)?))
+                })
+                .collect();
+            let max = bars.iter().map(|b| b.1).fold(0.0, f64::max).max(1e-3);
+            let mut chart = ChartBuilder::on(area)
+                .caption(format!("{name}, {c} conns × {size} B"), ("sans-serif", 14))
+                .margin(8)
+                .x_label_area_size(18)
+                .y_label_area_size(44)
+                .build_cartesian_2d(0.0..n as f64, 0.0..max * 1.18)?;
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(0)
+                .y_labels(5)
+                .draw()?;
+            chart.draw_series(bars.iter().map(|&(i, v)| {
+                let x = i as f64;
+                Rectangle::new(
+                    [(x + 0.12, 0.0), (x + 0.88, v)],
+                    COLORS[i % COLORS.len()].filled(),
+                )
+            }))?;
+            chart.draw_series(bars.iter().map(|&(i, v)| {
+                let text = if v >= 100.0 {
+                    format!("{v:.0}")
                 } else {
-                    String::new()
-                }
-            };
-            if *log {
-                let min = bars
-                    .iter()
-                    .map(|b| b.3)
-                    .filter(|v| *v > 0.0)
-                    .fold(f64::INFINITY, f64::min)
-                    .min(max)
-                    / 2.0;
-                let mut chart =
-                    builder.build_cartesian_2d(x_range, (min..max * 2.0).log_scale())?;
-                chart
-                    .configure_mesh()
-                    .disable_x_mesh()
-                    .x_labels(conns.len() * 2 + 1)
-                    .x_label_formatter(&label_groups)
-                    .draw()?;
-                chart.draw_series(bars.iter().map(|&(x0, x1, i, v)| {
-                    Rectangle::new(
-                        [(x0, min), (x1, v.max(min))],
-                        COLORS[i % COLORS.len()].filled(),
-                    )
-                }))?;
-            } else {
-                let mut chart = builder.build_cartesian_2d(x_range, 0.0..max * 1.1)?;
-                chart
-                    .configure_mesh()
-                    .disable_x_mesh()
-                    .x_labels(conns.len() * 2 + 1)
-                    .x_label_formatter(&label_groups)
-                    .draw()?;
-                chart.draw_series(bars.iter().map(|&(x0, x1, i, v)| {
-                    Rectangle::new([(x0, 0.0), (x1, v)], COLORS[i % COLORS.len()].filled())
-                }))?;
-            }
+                    format!("{v:.2}")
+                };
+                Text::new(text, (i as f64 + 0.12, v + max * 0.07), ("sans-serif", 10))
+            }))?;
         }
     }
     // The legend: one swatch per server, in a row.
-    let step = (width.max(560) as i32 - 40) / results.labels.len().max(1) as i32;
+    let step = (width as i32 - 40) / n.max(1) as i32;
     for (i, label) in results.labels.iter().enumerate() {
         let x = 20 + step * i as i32;
         legend.draw(&Rectangle::new(
@@ -114,27 +110,4 @@ pub fn write_chart(results: &Results, title: &str, path: &Path) -> Result<(), Bo
     }
     root.present()?;
     Ok(())
-}
-
-/// Bars for one panel: (x from, x to, server index, value).
-fn bars(
-    results: &Results,
-    conns: &[usize],
-    size: usize,
-    value: fn(&Summary) -> Option<f64>,
-) -> Vec<(f64, f64, usize, f64)> {
-    let n = results.labels.len().max(1) as f64;
-    let width = 0.8 / n;
-    let mut out = Vec::new();
-    for (g, &c) in conns.iter().enumerate() {
-        for (i, label) in results.labels.iter().enumerate() {
-            let case = Case { conns: c, size };
-            let Some(v) = results.summary(label, case).as_ref().and_then(value) else {
-                continue;
-            };
-            let x0 = g as f64 + 0.1 + width * i as f64;
-            out.push((x0, x0 + width * 0.9, i, v));
-        }
-    }
-    out
 }

@@ -25,6 +25,9 @@ pub struct Summary {
     pub p99_us: f64,
     /// Server CPU (user + system) per request, µs.
     pub cpu_us: Option<f64>,
+    /// The lowest server CPU per request of the runs, µs: on a shared
+    /// virtual machine the one least disturbed.
+    pub cpu_min_us: Option<f64>,
     /// Server peak resident memory, MiB.
     pub rss_mib: Option<f64>,
     /// How many runs the medians are over.
@@ -86,6 +89,10 @@ impl Results {
             p50_us: of(&|r| Some(r.p50.as_secs_f64() * 1e6))?,
             p99_us: of(&|r| Some(r.p99.as_secs_f64() * 1e6))?,
             cpu_us: of(&|r| r.cpu_us_per_request()),
+            cpu_min_us: runs
+                .iter()
+                .filter_map(LoadReport::cpu_us_per_request)
+                .min_by(f64::total_cmp),
             rss_mib: of(&|r| r.server_peak_rss_kib.map(|k| k as f64 / 1024.0)),
             runs: runs.len(),
         })
@@ -98,8 +105,8 @@ impl Results {
         let base_label = &self.labels[0];
         let mut out = String::new();
         out.push_str(
-            "| conns | bytes | server | req/s | ×base | p50 µs | p99 µs | ×base | server CPU µs/req | ×base | peak RSS MiB | ×base |\n\
-             |---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+            "| conns | bytes | server | req/s | ×base | p50 µs | p99 µs | ×base | server CPU µs/req | ×base | min CPU µs/req | ×base | peak RSS MiB | ×base |\n\
+             |---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         for &case in &self.cases {
             let base = self.summary(base_label, case);
@@ -116,7 +123,7 @@ impl Results {
                 };
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {:.0} | {} | {:.0} | {:.0} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {:.0} | {} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
                     case.conns,
                     case.size,
                     label,
@@ -127,6 +134,8 @@ impl Results {
                     ratio(Some(s.p99_us), base.map(|b| b.p99_us)),
                     num(s.cpu_us, 2),
                     ratio(s.cpu_us, base.and_then(|b| b.cpu_us)),
+                    num(s.cpu_min_us, 2),
+                    ratio(s.cpu_min_us, base.and_then(|b| b.cpu_min_us)),
                     num(s.rss_mib, 2),
                     ratio(s.rss_mib, base.and_then(|b| b.rss_mib)),
                 );
@@ -180,7 +189,7 @@ mod tests {
         let table = results.table();
         assert!(
             table.contains(
-                "| 1 | 64 | b | 1000 | 1.00 | 10 | 20 | 1.00 | 100.00 | 0.50 | 2.00 | 1.00 |"
+                "| 1 | 64 | b | 1000 | 1.00 | 10 | 20 | 1.00 | 100.00 | 0.50 | 100.00 | 1.00 | 2.00 | 1.00 |"
             ),
             "{table}"
         );

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use sockmux_bench::chart::write_chart;
 use sockmux_bench::counts::{self, CountSetup, SyscallCounter};
-use sockmux_bench::report::{Case, Results};
+use sockmux_bench::report::{Case, Results, Summary};
 use sockmux_bench::runner::{self, Contender, Launch};
-use sockmux_bench::{raise_nofile_limit, Server};
+use sockmux_bench::{raise_nofile_limit, LoadReport, Server};
+use std::io::Write as _;
 
 /// The core the servers are pinned to; the load generator gets the other.
 const SERVER_CORE: usize = 0;
@@ -34,6 +35,8 @@ struct Options {
     build: bool,
     chart: Option<PathBuf>,
     table: Option<PathBuf>,
+    raw: Option<PathBuf>,
+    from_raw: Option<PathBuf>,
 }
 
 fn list(value: &str) -> Result<Vec<usize>, Box<dyn Error>> {
@@ -54,6 +57,8 @@ fn options() -> Result<Options, Box<dyn Error>> {
         build: true,
         chart: None,
         table: None,
+        raw: None,
+        from_raw: None,
     };
     let (mut secs, mut warmup, mut reps, mut chart) = (None, None, None, None);
     let mut args = lexopt::Parser::from_env();
@@ -80,11 +85,13 @@ fn options() -> Result<Options, Box<dyn Error>> {
             Long("no-build") => o.build = false,
             Long("chart") => chart = Some(PathBuf::from(args.value()?)),
             Long("table") => o.table = Some(PathBuf::from(args.value()?)),
+            Long("raw") => o.raw = Some(PathBuf::from(args.value()?)),
+            Long("from-raw") => o.from_raw = Some(PathBuf::from(args.value()?)),
             Long("help") => {
                 println!(
                     "bench [--quick] [--secs T] [--warmup W] [--reps N] [--conns 1,50,1000] \
                      [--sizes 64,4096] [--servers mio,tokio,...] [--no-pin] [--no-build] \
-                     [--chart FILE.svg] [--table FILE.md]\n\
+                     [--chart FILE.svg] [--table FILE.md] [--raw FILE] [--from-raw FILE]\n\
                      bench --counts [--servers ...]"
                 );
                 std::process::exit(0);
@@ -177,7 +184,12 @@ fn tcp_echo(o: &Options, bin_dir: &Path) -> Option<PathBuf> {
 }
 
 pub(crate) fn main() -> Result<(), Box<dyn Error>> {
-    let o = options()?;
+    let mut o = options()?;
+    if let Some(path) = o.from_raw.clone() {
+        // Only the table and the chart, from the runs of an earlier run.
+        let results = read_raw(&mut o, &path)?;
+        return present(&o, &results);
+    }
     raise_nofile_limit();
     let bin_dir = std::env::current_exe()?
         .parent()
@@ -230,6 +242,18 @@ fn run_timed(o: &Options, contenders: &[Contender], loadgen: &Path) -> Result<()
         o.warmup,
         total as f64 * (o.secs + o.warmup + 0.5) / 60.0
     );
+    let mut raw = match &o.raw {
+        Some(path) => {
+            let mut file = std::fs::File::create(path)?;
+            writeln!(
+                file,
+                "# reps={} secs={} warmup={} pin={}",
+                o.reps, o.secs, o.warmup, o.pin
+            )?;
+            Some(file)
+        }
+        None => None,
+    };
     let mut done = 0;
     for rep in 0..o.reps {
         for (ci, &case) in cases.iter().enumerate() {
@@ -266,6 +290,13 @@ fn run_timed(o: &Options, contenders: &[Contender], loadgen: &Path) -> Result<()
                             report.p99.as_secs_f64() * 1e6,
                             report.cpu_us_per_request().unwrap_or(f64::NAN)
                         );
+                        if let Some(file) = &mut raw {
+                            writeln!(
+                                file,
+                                "{}\t{}\t{}\t{report}",
+                                contender.label, case.conns, case.size
+                            )?;
+                        }
                         results.add(&contender.label, case, report);
                     }
                     Err(e) => eprintln!(
@@ -276,6 +307,59 @@ fn run_timed(o: &Options, contenders: &[Contender], loadgen: &Path) -> Result<()
             }
         }
     }
+    present(o, &results)
+}
+
+/// Reads the runs `--raw` wrote, and the settings they were made with.
+fn read_raw(o: &mut Options, path: &Path) -> Result<Results, Box<dyn Error>> {
+    let text = std::fs::read_to_string(path)?;
+    let (mut labels, mut cases) = (Vec::<String>::new(), Vec::<Case>::new());
+    let mut runs = Vec::new();
+    for line in text.lines() {
+        if let Some(settings) = line.strip_prefix("# ") {
+            for kv in settings.split_whitespace() {
+                match kv.split_once('=') {
+                    Some(("reps", v)) => o.reps = v.parse()?,
+                    Some(("secs", v)) => o.secs = v.parse()?,
+                    Some(("warmup", v)) => o.warmup = v.parse()?,
+                    Some(("pin", v)) => o.pin = v.parse()?,
+                    _ => {}
+                }
+            }
+            continue;
+        }
+        let mut fields = line.splitn(4, '\t');
+        let (Some(label), Some(conns), Some(size), Some(report)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Err(format!("{}: bad line {line:?}", path.display()).into());
+        };
+        let case = Case {
+            conns: conns.parse()?,
+            size: size.parse()?,
+        };
+        if !labels.iter().any(|l| l == label) {
+            labels.push(label.to_string());
+        }
+        if !cases.contains(&case) {
+            cases.push(case);
+        }
+        runs.push((label.to_string(), case, LoadReport::parse(report)?));
+    }
+    // The baseline first, then the order of the table.
+    let order = [BASE, BASE_AGAIN, "tokio", "calloop", TABLE_ROW, EXAMPLE_ROW];
+    labels.sort_by_key(|l| order.iter().position(|o| o == l).unwrap_or(order.len()));
+    cases.sort_by_key(|c| (c.conns, c.size));
+    let mut results = Results::new(labels, cases);
+    for (label, case, report) in runs {
+        results.add(&label, case, report);
+    }
+    Ok(results)
+}
+
+/// Prints the table, the A/A check and the bars; writes the table and the
+/// chart where asked.
+fn present(o: &Options, results: &Results) -> Result<(), Box<dyn Error>> {
     let mut text = format!(
         "TCP echo on loopback, server pinned to core {SERVER_CORE} and load generator to core {CLIENT_CORE}{}; \
          {} × {:.1} s after {:.1} s warm-up, medians; ×base is the ratio to `{BASE}` in the same run.\n\n",
@@ -302,7 +386,7 @@ fn run_timed(o: &Options, contenders: &[Contender], loadgen: &Path) -> Result<()
             }
         ));
     }
-    text.push_str(&bars(&results));
+    text.push_str(&bars(results));
     println!("{text}");
     if let Some(path) = &o.table {
         std::fs::write(path, &text)?;
@@ -310,10 +394,10 @@ fn run_timed(o: &Options, contenders: &[Contender], loadgen: &Path) -> Result<()
     }
     if let Some(path) = &o.chart {
         let title = format!(
-            "TCP echo, loopback, 2 cores: medians of {} × {:.0} s (lower is better)",
+            "TCP echo, loopback, 2 cores: medians of {} × {} s (lower is better)",
             o.reps, o.secs
         );
-        write_chart(&results, &title, path)?;
+        write_chart(results, &title, path)?;
         eprintln!("chart written to {}", path.display());
     }
     Ok(())
@@ -329,17 +413,25 @@ fn bars(results: &Results) -> String {
             let Some(s) = results.summary(row, case) else {
                 continue;
             };
-            let cpu = |label: &str| results.summary(label, case).and_then(|s| s.cpu_us);
-            if let (Some(me), Some(mio), Some(tokio)) = (s.cpu_us, cpu(BASE), cpu("tokio")) {
-                let ok = me <= mio && me <= tokio;
-                out.push_str(&format!(
-                    "  {row:<13} {:>4}×{:<4} CPU {me:.2} µs vs mio {mio:.2} ({:.2}×), tokio {tokio:.2} ({:.2}×): {}\n",
-                    case.conns,
-                    case.size,
-                    me / mio,
-                    me / tokio,
-                    if ok { "met" } else { "NOT met" }
-                ));
+            for (what, pick) in [
+                (
+                    "CPU",
+                    (|s: &Summary| s.cpu_us) as fn(&Summary) -> Option<f64>,
+                ),
+                ("min CPU", |s: &Summary| s.cpu_min_us),
+            ] {
+                let cpu = |label: &str| results.summary(label, case).as_ref().and_then(pick);
+                if let (Some(me), Some(mio), Some(tokio)) = (pick(&s), cpu(BASE), cpu("tokio")) {
+                    let ok = me <= mio && me <= tokio;
+                    out.push_str(&format!(
+                        "  {row:<13} {:>4}×{:<4} {what:<7} {me:.2} µs vs mio {mio:.2} ({:.2}×), tokio {tokio:.2} ({:.2}×): {}\n",
+                        case.conns,
+                        case.size,
+                        me / mio,
+                        me / tokio,
+                        if ok { "met" } else { "NOT met" }
+                    ));
+                }
             }
             if case.conns >= 1000 {
                 let rss = |label: &str| results.summary(label, case).and_then(|s| s.rss_mib);
