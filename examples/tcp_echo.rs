@@ -107,11 +107,24 @@ pub(crate) fn listen(
     dispatcher.sockets().listen_tcp(addr, Listener)
 }
 
-/// The shared state: counters for the log.
-#[derive(Debug, Default)]
+/// The shared state: counters for the log, and the one read buffer every
+/// connection reads into (a connection keeps only what it could not write
+/// back at once, so an idle connection holds no buffer).
+#[derive(Debug)]
 pub(crate) struct Stats {
     pub(crate) accepted: u64,
     pub(crate) echoed: u64,
+    scratch: Vec<u8>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            accepted: 0,
+            echoed: 0,
+            scratch: vec![0; READ_CHUNK],
+        }
+    }
 }
 
 /// Accepts connections and registers a [`Conn`] for each.
@@ -194,22 +207,33 @@ impl Conn {
         self.out.len() - self.sent
     }
 
-    /// Reads up to `READ_PER_EVENT` bytes, never past the high-water mark.
+    /// Reads up to `READ_PER_EVENT` bytes, never past the high-water mark,
+    /// into the shared buffer, and echoes them at once; only what the socket
+    /// does not take is queued.
     fn read(&mut self, t: sockmux::Token, cx: &mut Context<'_, Stats>) -> io::Result<()> {
+        let mut buf = std::mem::take(&mut cx.state.scratch);
+        let result = self.read_into(t, cx, &mut buf);
+        cx.state.scratch = buf;
+        result
+    }
+
+    fn read_into(
+        &mut self,
+        t: sockmux::Token,
+        cx: &mut Context<'_, Stats>,
+        buf: &mut [u8],
+    ) -> io::Result<()> {
         let mut budget = READ_PER_EVENT;
         while budget > 0 && !self.eof {
             let room = HIGH_WATER.saturating_sub(self.pending());
             if room == 0 {
                 break;
             }
-            let want = room.min(budget).min(READ_CHUNK);
-            let start = self.out.len();
-            self.out.resize(start + want, 0);
-            let result = cx.sockets.read(t, &mut self.out[start..]);
-            self.out.truncate(start + *result.as_ref().unwrap_or(&0));
-            match result {
+            let want = room.min(budget).min(buf.len());
+            match cx.sockets.read(t, &mut buf[..want]) {
                 Ok(0) => self.eof = true,
                 Ok(n) => {
+                    self.echo(t, cx, &buf[..n])?;
                     budget -= n;
                     if n < want {
                         break; // short read: nothing more for now
@@ -220,6 +244,29 @@ impl Conn {
                 Err(e) => return Err(e),
             }
         }
+        Ok(())
+    }
+
+    /// Writes `data` back now if nothing is queued before it; queues the rest.
+    fn echo(
+        &mut self,
+        t: sockmux::Token,
+        cx: &mut Context<'_, Stats>,
+        mut data: &[u8],
+    ) -> io::Result<()> {
+        while self.pending() == 0 && !data.is_empty() {
+            match cx.sockets.write(t, data) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    data = &data[n..];
+                    cx.state.echoed += n as u64;
+                }
+                // The send buffer is full: queue the rest for the next Write.
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        self.out.extend_from_slice(data);
         Ok(())
     }
 
@@ -238,7 +285,13 @@ impl Conn {
             }
         }
         if self.sent == self.out.len() {
-            self.out.clear();
+            // Drained: a large queue gives its memory back, a small one is
+            // kept for the next burst.
+            if self.out.capacity() > READ_CHUNK {
+                self.out = Vec::new();
+            } else {
+                self.out.clear();
+            }
             self.sent = 0;
         } else if self.sent >= LOW_WATER {
             self.out.drain(..self.sent);
@@ -279,7 +332,11 @@ impl Conn {
 impl Responder<Stats> for Conn {
     fn ready(&mut self, event: Event, cx: &mut Context<'_, Stats>) -> Action {
         let result = match event {
-            Event::Read(t) => self.read(t, cx).and_then(|()| self.flush(t, cx)),
+            // Reading echoes at once; only a queue left over needs a flush.
+            Event::Read(t) => self.read(t, cx).and_then(|()| match self.pending() {
+                0 => Ok(()),
+                _ => self.flush(t, cx),
+            }),
             Event::Write(t) => self.flush(t, cx),
             Event::Error(t) => match cx.sockets.take_error(t) {
                 Ok(Some(e)) | Err(e) => Err(e),

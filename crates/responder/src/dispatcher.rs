@@ -521,7 +521,17 @@ fn call<S>(
 
 /// Runs the hooks queued by the last call (closed, registered), and a
 /// graceful stop asked for from inside a handler.
+#[inline(always)]
 fn settle_all<S>(core: &mut Core<S>, state: &mut S) {
+    // The common case, after nearly every event: nothing to run, and no
+    // call made to find that out.
+    if !(core.closing.is_empty() && core.registered.is_empty() && core.stop_gracefully.is_none()) {
+        settle_all_queued(core, state);
+    }
+}
+
+#[inline(never)]
+fn settle_all_queued<S>(core: &mut Core<S>, state: &mut S) {
     loop {
         settle(core, state);
         match core.stop_gracefully.take() {

@@ -1,0 +1,153 @@
+//! Zero heap allocations per event in steady state through the responder
+//! crate: the `tcp_echo` example's responders behind a `Dispatcher`, driven
+//! by a client on the same thread, counted by a global allocator. After a
+//! warm-up, any allocation on the loop's thread fails the test.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use sockmux::Dispatcher;
+
+#[path = "../examples/tcp_echo.rs"]
+#[allow(dead_code)] // the example's `main` and argument parsing
+mod tcp_echo;
+
+/// Counts the allocations of the threads that ask it to (the harness runs
+/// tests on several threads).
+struct Counting;
+
+thread_local! {
+    /// `Some(n)`: this thread counts, `n` so far.
+    static COUNT: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+fn count_one() {
+    // try_with: the allocator also runs while thread locals are torn down.
+    let _ = COUNT.try_with(|n| n.set(n.get().map(|n| n + 1)));
+}
+
+// SAFETY: every call goes to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count_one();
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count_one();
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count_one();
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// A dispatcher serving the echo example and one connected client.
+struct Echo {
+    dispatcher: Dispatcher<tcp_echo::Stats>,
+    client: TcpStream,
+    back: Vec<u8>,
+}
+
+impl Echo {
+    fn new() -> Echo {
+        let mut dispatcher = Dispatcher::new(tcp_echo::Stats::default()).unwrap();
+        let listener = tcp_echo::listen(&mut dispatcher, "127.0.0.1:0").unwrap();
+        let addr = dispatcher.sockets().local_addr(listener).unwrap();
+        let client = TcpStream::connect(addr).unwrap();
+        client.set_nodelay(true).unwrap();
+        client.set_nonblocking(true).unwrap();
+        Echo {
+            dispatcher,
+            client,
+            back: vec![0; 64 * 1024],
+        }
+    }
+
+    /// Sends `message` and turns the loop until all of it came back.
+    fn round_trip(&mut self, message: &[u8]) {
+        let deadline = Instant::now() + LIMIT;
+        let (mut sent, mut got) = (0, 0);
+        while got < message.len() {
+            assert!(Instant::now() < deadline, "no echo within {LIMIT:?}");
+            if sent < message.len() {
+                match self.client.write(&message[sent..]) {
+                    Ok(n) => sent += n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("client write: {e}"),
+                }
+            }
+            self.dispatcher.turn(Some(Duration::from_millis(10))).unwrap();
+            loop {
+                match self.client.read(&mut self.back[..]) {
+                    Ok(0) => panic!("the server closed the connection"),
+                    Ok(n) => {
+                        assert_eq!(self.back[..n], message[got..got + n]);
+                        got += n;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("client read: {e}"),
+                }
+            }
+        }
+    }
+}
+
+/// Allocations on this thread while `f` runs.
+fn allocations_in(f: impl FnOnce()) -> u64 {
+    COUNT.with(|n| n.set(Some(0)));
+    f();
+    COUNT.with(Cell::take).unwrap_or(0)
+}
+
+fn steady_state_allocations(size: usize, rounds: usize) -> u64 {
+    let message: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let mut echo = Echo::new();
+    // Warm-up: the accept, the first registration, buffers at their size.
+    for _ in 0..50 {
+        echo.round_trip(&message);
+    }
+    allocations_in(|| {
+        for _ in 0..rounds {
+            echo.round_trip(&message);
+        }
+    })
+}
+
+#[test]
+fn echo_responders_allocate_nothing_per_event_64_bytes() {
+    assert_eq!(steady_state_allocations(64, 2000), 0);
+}
+
+#[test]
+fn echo_responders_allocate_nothing_per_event_40_kib() {
+    // Larger than one read (16 KiB): several reads and writes per message.
+    assert_eq!(steady_state_allocations(40 * 1024, 300), 0);
+}
+
+#[test]
+fn the_counter_sees_an_allocation() {
+    let n = allocations_in(|| {
+        let v = std::hint::black_box(vec![1u8; 100]);
+        drop(v);
+    });
+    assert_eq!(n, 1);
+}
