@@ -16,6 +16,21 @@ if ((${#need_components[@]})); then
     rustup component add "${need_components[@]}"
 fi
 
+# Real clients for tests/real_clients.rs: required here, so a missing one
+# fails the suite instead of skipping those tests.
+if ! command -v socat >/dev/null; then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+        step "apt-get install socat"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends socat >/dev/null
+    else
+        echo "ci/test.sh: socat is missing; install it (apt-get install socat) or run as root" >&2
+        exit 1
+    fi
+fi
+export SOCKMUX_REQUIRE_REAL_CLIENTS=1
+
 # --- the Linux leg -------------------------------------------------------------
 step "cargo fmt --check"
 cargo fmt --all -- --check

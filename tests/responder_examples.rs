@@ -3,25 +3,12 @@
 //! exit 0); every example answers `--help` and exits 2 on bad arguments;
 //! `tcp_echo` serves a client and stops gracefully on SIGTERM.
 
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// The example's binary: `target/<profile>/examples/NAME`, beside the
-/// `deps` folder that holds this test (cargo builds examples before it
-/// runs integration tests).
-fn example_binary(name: &str) -> PathBuf {
-    let test_binary = std::env::current_exe().unwrap();
-    let deps = test_binary.parent().unwrap();
-    let path = deps
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(path.is_file(), "no {}", path.display());
-    path
-}
+mod util;
+use util::example_binary;
 
 /// Runs `counter_responders ARGS`; fails the test if it takes a minute.
 fn run(args: &[&str]) -> Output {

@@ -67,3 +67,18 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// An example's binary: `target/<profile>/examples/NAME`, beside the
+/// `deps` folder that holds the running test (cargo builds examples before
+/// it runs integration tests).
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    let test_binary = std::env::current_exe().unwrap();
+    let deps = test_binary.parent().unwrap();
+    let path = deps
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(path.is_file(), "no {}", path.display());
+    path
+}
