@@ -106,12 +106,16 @@ fn socat(proto: &str, addr: &str) -> (Killed, ChildStdout) {
 }
 
 /// Waits for a child to exit by itself; panics after `LIMIT`.
-fn wait_for_exit(child: &mut Killed) {
-    let deadline = Instant::now() + LIMIT;
-    while child.0.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "socat still running after {LIMIT:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+fn wait_for_exit(mut child: Killed) {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.0.wait());
+    });
+    let status = rx
+        .recv_timeout(LIMIT)
+        .expect("socat ended within the limit")
+        .unwrap();
+    assert!(status.success(), "socat: {status:?}");
 }
 
 #[test]
@@ -142,7 +146,7 @@ fn socat_gets_one_mib_back_from_tcp_echo_then_the_end() {
     writer.join().unwrap();
     assert_eq!(back.len(), data.len());
     assert!(back == data, "the echo differs from what was sent");
-    wait_for_exit(&mut client);
+    wait_for_exit(client);
 }
 
 #[test]

@@ -95,7 +95,9 @@ impl Echo {
                     Err(e) => panic!("client write: {e}"),
                 }
             }
-            self.dispatcher.turn(Some(Duration::from_millis(10))).unwrap();
+            self.dispatcher
+                .turn(Some(Duration::from_millis(10)))
+                .unwrap();
             loop {
                 match self.client.read(&mut self.back[..]) {
                     Ok(0) => panic!("the server closed the connection"),
