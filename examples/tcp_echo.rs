@@ -40,7 +40,7 @@ const READ_CHUNK: usize = 16 * 1024;
 const ACCEPT_PER_EVENT: usize = 64;
 /// How long the listener pauses after an accept error (e.g. out of file
 /// descriptors) before it tries again; nginx waits as long.
-const ACCEPT_PAUSE: Duration = Duration::from_millis(500);
+pub(crate) const ACCEPT_PAUSE: Duration = Duration::from_millis(500);
 /// How long a graceful stop may take.
 const GRACE: Duration = Duration::from_secs(5);
 
@@ -115,6 +115,8 @@ pub(crate) struct Stats {
     pub(crate) accepted: u64,
     pub(crate) echoed: u64,
     scratch: Vec<u8>,
+    /// The listener, while it pauses after an accept error.
+    paused_listener: Option<sockmux::Token>,
 }
 
 impl Default for Stats {
@@ -123,6 +125,7 @@ impl Default for Stats {
             accepted: 0,
             echoed: 0,
             scratch: vec![0; READ_CHUNK],
+            paused_listener: None,
         }
     }
 }
@@ -158,8 +161,11 @@ impl Responder<Stats> for Listener {
                 Err(e) => {
                     // Out of descriptors, say. Level semantics would raise
                     // this Read again at once: pause the listener instead.
+                    // It resumes on a timer, or sooner when a connection
+                    // closes and gives a descriptor back.
                     warn!("accept failed: {e}; pausing for {ACCEPT_PAUSE:?}");
                     let _ = cx.sockets.set_interest(listener, Interest::NONE);
+                    cx.state.paused_listener = Some(listener);
                     cx.timer_after(ACCEPT_PAUSE);
                     break;
                 }
@@ -169,7 +175,9 @@ impl Responder<Stats> for Listener {
     }
 
     fn timer(&mut self, _: TimerId, cx: &mut Context<'_, Stats>) -> Action {
-        let _ = cx.sockets.set_interest(cx.token(), Interest::READABLE);
+        if cx.state.paused_listener.take().is_some() {
+            let _ = cx.sockets.set_interest(cx.token(), Interest::READABLE);
+        }
         Action::Continue
     }
 }
@@ -367,5 +375,10 @@ impl Responder<Stats> for Conn {
 
     fn closed(&mut self, cx: &mut Context<'_, Stats>) {
         debug!("{}: closed", cx.token());
+        // A descriptor came back: a listener paused for want of one tries
+        // again now (its timer then finds nothing to do).
+        if let Some(listener) = cx.state.paused_listener.take() {
+            let _ = cx.sockets.set_interest(listener, Interest::READABLE);
+        }
     }
 }

@@ -5,11 +5,12 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
 
 use sockmux::Dispatcher;
+
+mod responder_common;
+use responder_common::round_trip;
 
 #[path = "../examples/tcp_echo.rs"]
 #[allow(dead_code)] // the example's `main` and argument parsing
@@ -58,8 +59,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-const LIMIT: Duration = Duration::from_secs(20);
-
 /// A dispatcher serving the echo example and one connected client.
 struct Echo {
     dispatcher: Dispatcher<tcp_echo::Stats>,
@@ -84,32 +83,12 @@ impl Echo {
 
     /// Sends `message` and turns the loop until all of it came back.
     fn round_trip(&mut self, message: &[u8]) {
-        let deadline = Instant::now() + LIMIT;
-        let (mut sent, mut got) = (0, 0);
-        while got < message.len() {
-            assert!(Instant::now() < deadline, "no echo within {LIMIT:?}");
-            if sent < message.len() {
-                match self.client.write(&message[sent..]) {
-                    Ok(n) => sent += n,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                    Err(e) => panic!("client write: {e}"),
-                }
-            }
-            self.dispatcher
-                .turn(Some(Duration::from_millis(10)))
-                .unwrap();
-            loop {
-                match self.client.read(&mut self.back[..]) {
-                    Ok(0) => panic!("the server closed the connection"),
-                    Ok(n) => {
-                        assert_eq!(self.back[..n], message[got..got + n]);
-                        got += n;
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) => panic!("client read: {e}"),
-                }
-            }
-        }
+        round_trip(
+            &mut self.dispatcher,
+            &mut self.client,
+            message,
+            &mut self.back,
+        );
     }
 }
 

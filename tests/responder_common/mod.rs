@@ -70,3 +70,40 @@ pub(crate) fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
 
 /// FNV-1a's starting value.
 pub(crate) const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Sends `message` from a non-blocking `client` and turns `dispatcher` on
+/// this thread until all of it came back (checked byte for byte into
+/// `back`, which allocates nothing); panics after `LIMIT`.
+#[track_caller]
+pub(crate) fn round_trip<S>(
+    dispatcher: &mut Dispatcher<S>,
+    client: &mut std::net::TcpStream,
+    message: &[u8],
+    back: &mut [u8],
+) {
+    use std::io::{ErrorKind, Read, Write};
+    let deadline = Instant::now() + LIMIT;
+    let (mut sent, mut got) = (0, 0);
+    while got < message.len() {
+        assert!(Instant::now() < deadline, "no echo within {LIMIT:?}");
+        if sent < message.len() {
+            match client.write(&message[sent..]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => panic!("client write: {e}"),
+            }
+        }
+        dispatcher.turn(Some(Duration::from_millis(10))).unwrap();
+        loop {
+            match client.read(back) {
+                Ok(0) => panic!("the server closed the connection"),
+                Ok(n) => {
+                    assert_eq!(back[..n], message[got..got + n]);
+                    got += n;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("client read: {e}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! RELIABILITY row 10, out of descriptors on accept (EMFILE), against the
+//! `tcp_echo` example's responders: with the process out of descriptors and
+//! connections waiting in the backlog, the loop neither spins nor stalls
+//! (the listener pauses and retries on a timer), connections already open
+//! keep echoing, and once descriptors free up the waiting connections are
+//! accepted and served.
+//!
+//! Its own test binary with its own `main`: the descriptor limit is
+//! process-wide.
+
+#[cfg(unix)]
+#[path = "responder_common/mod.rs"]
+mod responder_common;
+
+#[cfg(unix)]
+#[path = "../examples/tcp_echo.rs"]
+#[allow(dead_code)] // the example's `main` and argument parsing
+mod tcp_echo;
+
+#[cfg(unix)]
+fn main() {
+    // RUST_LOG=debug shows the listener pausing and resuming.
+    env_logger::init();
+    unix::waiting_connections_are_accepted_once_descriptors_free_up();
+    println!("emfile: 1 test passed");
+}
+
+#[cfg(not(unix))]
+fn main() {
+    // Windows has no per-process descriptor limit to run out of.
+    println!("emfile: skipped, no RLIMIT_NOFILE on this platform");
+}
+
+#[cfg(unix)]
+mod unix {
+    use std::fs::File;
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::{Duration, Instant};
+
+    use socket2::{Domain, Socket, Type};
+    use sockmux::Dispatcher;
+
+    use crate::responder_common::{round_trip, turn_until, LIMIT};
+    use crate::tcp_echo::{self, ACCEPT_PAUSE};
+
+    const OPEN: usize = 3;
+    const WAITING: usize = 4;
+    /// How long the loop runs out of descriptors while its CPU is measured.
+    const STARVED: Duration = Duration::from_secs(1);
+
+    /// User + system CPU time of this process.
+    fn cpu_time() -> Duration {
+        // SAFETY: getrusage fills the zeroed struct it is given.
+        let usage = unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut usage), 0);
+            usage
+        };
+        let tv = |t: libc::timeval| {
+            Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+        };
+        tv(usage.ru_utime) + tv(usage.ru_stime)
+    }
+
+    fn nofile() -> libc::rlimit {
+        // SAFETY: getrlimit fills the zeroed struct it is given.
+        unsafe {
+            let mut lim: libc::rlimit = std::mem::zeroed();
+            assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+            lim
+        }
+    }
+
+    fn set_nofile(lim: libc::rlimit) {
+        // SAFETY: setrlimit reads the struct it is given.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+    }
+
+    fn client(addr: SocketAddr) -> TcpStream {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        stream.set_nonblocking(true).unwrap();
+        stream
+    }
+
+    pub(crate) fn waiting_connections_are_accepted_once_descriptors_free_up() {
+        let mut dispatcher = Dispatcher::new(tcp_echo::Stats::default()).unwrap();
+        let listener = tcp_echo::listen(&mut dispatcher, "127.0.0.1:0").unwrap();
+        let addr = dispatcher.sockets().local_addr(listener).unwrap();
+        let mut back = vec![0; 4096];
+
+        let mut open: Vec<TcpStream> = (0..OPEN).map(|_| client(addr)).collect();
+        for c in &mut open {
+            round_trip(&mut dispatcher, c, b"before", &mut back);
+        }
+        assert_eq!(dispatcher.sockets().len(), 1 + OPEN);
+        // The waiting clients' sockets are made now: there will be no
+        // descriptor for them later.
+        let waiting: Vec<Socket> = (0..WAITING)
+            .map(|_| Socket::new(Domain::IPV4, Type::STREAM, None).unwrap())
+            .collect();
+
+        // Out of descriptors: a low soft limit, filled up.
+        let saved = nofile();
+        set_nofile(libc::rlimit {
+            rlim_cur: 256.min(saved.rlim_max),
+            rlim_max: saved.rlim_max,
+        });
+        let mut filler = Vec::new();
+        loop {
+            match File::open("/dev/null") {
+                Ok(f) => filler.push(f),
+                Err(e) if e.raw_os_error() == Some(libc::EMFILE) => break,
+                Err(e) => panic!("open /dev/null: {e}"),
+            }
+        }
+        // connect needs no new descriptor; the kernel completes the
+        // handshakes and the connections wait in the listener's backlog.
+        for s in &waiting {
+            s.connect(&addr.into()).unwrap();
+        }
+
+        // No spin: accept fails, the listener pauses and retries on a timer.
+        let (cpu0, start) = (cpu_time(), Instant::now());
+        while start.elapsed() < STARVED {
+            dispatcher.turn(Some(Duration::from_millis(50))).unwrap();
+        }
+        let cpu = cpu_time() - cpu0;
+        println!(
+            "emfile: {} descriptors filled; {:?} of CPU over {:?} out of descriptors",
+            filler.len(),
+            cpu,
+            start.elapsed()
+        );
+        assert!(
+            cpu < Duration::from_millis(100),
+            "the loop spins out of descriptors: {cpu:?} of CPU in {STARVED:?}"
+        );
+        assert_eq!(
+            dispatcher.sockets().len(),
+            1 + OPEN,
+            "nothing accepted without descriptors"
+        );
+        // No stall: the open connections keep echoing.
+        for c in &mut open {
+            round_trip(&mut dispatcher, c, b"while out of descriptors", &mut back);
+        }
+
+        // A connection closes and gives its descriptor back: the listener
+        // tries again at once, not at the end of its pause, and one
+        // waiting connection takes that descriptor.
+        drop(open.pop());
+        let closed = Instant::now();
+        turn_until(&mut dispatcher, LIMIT, |d| {
+            // The client's descriptor came back too: one or two accepted.
+            d.state().accepted > OPEN as u64
+        });
+        let accepted = closed.elapsed();
+        println!("emfile: a connection closed; a waiting one accepted {accepted:?} later");
+        assert!(
+            accepted < ACCEPT_PAUSE,
+            "the listener waited for its timer ({accepted:?}) though a descriptor was free"
+        );
+
+        // Descriptors free up: the other waiting connections are accepted.
+        drop(filler);
+        let freed = Instant::now();
+        turn_until(&mut dispatcher, LIMIT, |d| {
+            d.sockets().len() == OPEN + WAITING
+        });
+        println!(
+            "emfile: the {WAITING} waiting connections accepted {:?} after descriptors freed up",
+            freed.elapsed()
+        );
+        set_nofile(saved);
+        for s in waiting {
+            let mut c: TcpStream = s.into();
+            c.set_nonblocking(true).unwrap();
+            round_trip(&mut dispatcher, &mut c, b"after", &mut back);
+        }
+        for c in &mut open {
+            round_trip(&mut dispatcher, c, b"after", &mut back);
+        }
+    }
+}
