@@ -1,9 +1,11 @@
 //! The seam between the table and the OS poller.
 //!
-//! The table never talks to `mio::Poll` directly: it asks a [`Selector`] to
-//! register sockets and to fill a list of [`RawEvent`]s. Production uses
-//! [`MioSelector`]; the tests wrap it to inject faults (spurious events,
-//! unknown keys, `EINTR`) into the very same code path.
+//! The table never talks to `mio::Poll` directly: it asks a [`Poller`] to
+//! register sockets and to hand over each OS report as a [`RawEvent`].
+//! Every build polls through [`MioSelector`], statically dispatched; unit
+//! tests may put any `Selector` in its place (one that wraps mio's and
+//! injects faults: spurious events, unknown keys, `EINTR`) so that faults
+//! go through the very same code path.
 
 use std::io;
 use std::time::Duration;
@@ -20,7 +22,8 @@ pub(crate) struct RawEvent {
     pub(crate) ready: Ready,
 }
 
-/// What the table needs from a poller.
+/// What the table needs from a poller, for tests that wrap mio's.
+#[cfg(test)]
 pub(crate) trait Selector: std::fmt::Debug {
     /// Registers `socket` for both directions, edge-triggered, under `key`.
     fn register(&self, socket: &mut Socket, key: usize) -> io::Result<()>;
@@ -30,7 +33,6 @@ pub(crate) trait Selector: std::fmt::Debug {
     /// May fail with `Interrupted`; the caller retries.
     fn select(&mut self, out: &mut Vec<RawEvent>, timeout: Option<Duration>) -> io::Result<()>;
     /// The registry, for sources that are not sockets (the waker).
-    #[allow(dead_code)] // used by the waker, not yet by every configuration
     fn registry(&self) -> &Registry;
 }
 
@@ -51,10 +53,8 @@ impl MioSelector {
             events: mio::Events::with_capacity(RAW_CAPACITY),
         })
     }
-}
 
-impl Selector for MioSelector {
-    fn register(&self, socket: &mut Socket, key: usize) -> io::Result<()> {
+    pub(crate) fn register(&self, socket: &mut Socket, key: usize) -> io::Result<()> {
         // Both directions, once: later interest changes are bookkeeping in the
         // table, never a re-registration (see PERFORMANCE notes in docs/).
         self.poll.registry().register(
@@ -64,12 +64,24 @@ impl Selector for MioSelector {
         )
     }
 
-    fn deregister(&self, socket: &mut Socket) -> io::Result<()> {
+    pub(crate) fn deregister(&self, socket: &mut Socket) -> io::Result<()> {
         self.poll.registry().deregister(socket)
     }
 
-    fn select(&mut self, out: &mut Vec<RawEvent>, timeout: Option<Duration>) -> io::Result<()> {
+    pub(crate) fn registry(&self) -> &Registry {
+        self.poll.registry()
+    }
+
+    /// Waits up to `timeout` and hands each report to `f` as it is read
+    /// from the OS buffer, with no list in between; returns how many.
+    #[inline]
+    pub(crate) fn select_each(
+        &mut self,
+        timeout: Option<Duration>,
+        mut f: impl FnMut(RawEvent),
+    ) -> io::Result<usize> {
         self.poll.poll(&mut self.events, timeout)?;
+        let mut reports = 0;
         for event in self.events.iter() {
             let mut ready = Ready::EMPTY;
             if event.is_readable() {
@@ -87,15 +99,91 @@ impl Selector for MioSelector {
             if event.is_write_closed() {
                 ready.insert(Ready::WRITE_CLOSED);
             }
-            out.push(RawEvent {
+            reports += 1;
+            f(RawEvent {
                 key: event.token().0,
                 ready,
             });
         }
-        Ok(())
+        Ok(reports)
+    }
+}
+
+#[cfg(test)]
+impl Selector for MioSelector {
+    fn register(&self, socket: &mut Socket, key: usize) -> io::Result<()> {
+        MioSelector::register(self, socket, key)
+    }
+
+    fn deregister(&self, socket: &mut Socket) -> io::Result<()> {
+        MioSelector::deregister(self, socket)
+    }
+
+    fn select(&mut self, out: &mut Vec<RawEvent>, timeout: Option<Duration>) -> io::Result<()> {
+        self.select_each(timeout, |event| out.push(event)).map(drop)
     }
 
     fn registry(&self) -> &Registry {
-        self.poll.registry()
+        MioSelector::registry(self)
+    }
+}
+
+/// The poller a table uses: mio itself in every build, statically
+/// dispatched so that each OS report goes straight into the table; in unit
+/// tests also any [`Selector`], to inject faults into the same code path.
+#[derive(Debug)]
+pub(crate) enum Poller {
+    /// mio's `Poll`.
+    Mio(MioSelector),
+    /// A test selector.
+    #[cfg(test)]
+    Seam(Box<dyn Selector>),
+}
+
+impl Poller {
+    pub(crate) fn register(&self, socket: &mut Socket, key: usize) -> io::Result<()> {
+        match self {
+            Poller::Mio(mio) => mio.register(socket, key),
+            #[cfg(test)]
+            Poller::Seam(seam) => seam.register(socket, key),
+        }
+    }
+
+    pub(crate) fn deregister(&self, socket: &mut Socket) -> io::Result<()> {
+        match self {
+            Poller::Mio(mio) => mio.deregister(socket),
+            #[cfg(test)]
+            Poller::Seam(seam) => seam.deregister(socket),
+        }
+    }
+
+    pub(crate) fn registry(&self) -> &Registry {
+        match self {
+            Poller::Mio(mio) => mio.registry(),
+            #[cfg(test)]
+            Poller::Seam(seam) => seam.registry(),
+        }
+    }
+
+    /// Waits up to `timeout` and hands each OS report to `f`; returns how
+    /// many there were. Reports a test selector gave before failing are
+    /// handed over before the error is returned.
+    #[inline]
+    pub(crate) fn select_each(
+        &mut self,
+        timeout: Option<Duration>,
+        f: impl FnMut(RawEvent),
+    ) -> io::Result<usize> {
+        match self {
+            Poller::Mio(mio) => mio.select_each(timeout, f),
+            #[cfg(test)]
+            Poller::Seam(seam) => {
+                let mut out = Vec::new();
+                let result = seam.select(&mut out, timeout);
+                let reports = out.len();
+                out.into_iter().for_each(f);
+                result.map(|()| reports)
+            }
+        }
     }
 }

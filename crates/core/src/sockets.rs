@@ -7,7 +7,9 @@ use log::{debug, trace};
 use slab::Slab;
 
 use crate::ready::Ready;
-use crate::selector::{MioSelector, RawEvent, Selector};
+#[cfg(test)]
+use crate::selector::Selector;
+use crate::selector::{MioSelector, Poller, RawEvent};
 use crate::signal::Watch;
 use crate::socket::IntoSocket;
 use crate::timer::Timers;
@@ -142,8 +144,7 @@ pub struct Sockets<D = ()> {
     /// delivered, until a poll finds it has nothing left to report; an
     /// entry's `queued` flag says whether its token is in it.
     queue: Vec<Token>,
-    selector: Box<dyn Selector>,
-    raw: Vec<RawEvent>,
+    selector: Poller,
     timers: Timers,
     /// The loop's one mio waker, made on first use and shared.
     waker: Option<Waker>,
@@ -196,19 +197,24 @@ impl<D> Sockets<D> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn with_capacity(capacity: usize) -> io::Result<Sockets<D>> {
-        Ok(Sockets::with_selector(
-            Box::new(MioSelector::new()?),
+        Ok(Sockets::with_poller(
+            Poller::Mio(MioSelector::new()?),
             capacity,
         ))
     }
 
+    /// A table over a test selector (see `fault_tests`).
+    #[cfg(test)]
     pub(crate) fn with_selector(selector: Box<dyn Selector>, capacity: usize) -> Sockets<D> {
+        Sockets::with_poller(Poller::Seam(selector), capacity)
+    }
+
+    fn with_poller(selector: Poller, capacity: usize) -> Sockets<D> {
         Sockets {
             slab: Slab::with_capacity(capacity),
             generations: Vec::with_capacity(capacity),
             queue: Vec::with_capacity(capacity.max(64)),
             selector,
-            raw: Vec::with_capacity(256),
             timers: Timers::default(),
             waker: None,
             woken: false,
@@ -969,14 +975,7 @@ impl<D> Sockets<D> {
         } else {
             self.timer_timeout(timeout)
         };
-        let mut raw = std::mem::take(&mut self.raw);
-        let selected = self.select(&mut raw, timeout);
-        let reports = raw.len();
-        for event in raw.drain(..) {
-            self.apply(event);
-        }
-        self.raw = raw;
-        selected?;
+        let reports = self.select(timeout)?;
         self.emit_special(events);
         self.emit(events);
         Ok(reports)
@@ -1017,106 +1016,44 @@ impl<D> Sockets<D> {
         kept != 0
     }
 
-    fn select(&mut self, raw: &mut Vec<RawEvent>, timeout: Option<Duration>) -> io::Result<()> {
+    /// Waits for OS reports and folds each into the table as it is read
+    /// (see [`apply`]); retries `Interrupted` with the time left. Returns
+    /// the number of reports.
+    fn select(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
         let start = match timeout {
             Some(t) if !t.is_zero() => Some(Instant::now()),
             _ => None,
         };
         let mut left = timeout;
-        loop {
-            match self.selector.select(raw, left) {
+        let mut special = Special::default();
+        let result = loop {
+            let Sockets {
+                selector,
+                slab,
+                queue,
+                ..
+            } = self;
+            match selector.select_each(left, |event| apply(slab, queue, &mut special, event)) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                     trace!("poll interrupted, retrying");
                     if let (Some(start), Some(t)) = (start, timeout) {
                         left = Some(t.saturating_sub(start.elapsed()));
                     }
                 }
-                other => return other,
+                other => break other,
             }
-        }
-    }
-
-    /// Folds one OS report into the socket's readiness bits.
-    fn apply(&mut self, event: RawEvent) {
-        // Sockets first: the waker's and signals' keys are past any slot.
-        let Some(entry) = self.slab.get_mut(event.key) else {
-            self.apply_special(event.key);
-            return;
         };
-        let token = entry.token(event.key);
-        let mut r = event.ready;
-        trace!("{token}: os {r:?}");
-        if entry.eof {
-            r.remove(Ready::READABLE | Ready::READ_CLOSED);
-        }
-        if entry.connecting {
-            if !r.intersects(Ready::WRITABLE | Ready::ERROR | Ready::WRITE_CLOSED) {
-                return;
-            }
-            // The connect finished: SO_ERROR says whether it failed, and a
-            // peer address says it succeeded (mio's documented check).
-            let failure = match entry.socket.take_os_error() {
-                Ok(Some(e)) | Err(e) => Some(e),
-                Ok(None) => match entry.socket.peer_addr() {
-                    Ok(_) => None,
-                    Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                        if r.intersects(Ready::ERROR | Ready::WRITE_CLOSED) {
-                            Some(io::Error::from(io::ErrorKind::ConnectionRefused))
-                        } else {
-                            return; // still connecting: a spurious wake-up
-                        }
-                    }
-                    Err(e) => Some(e),
-                },
-            };
-            entry.connecting = false;
-            if let Some(e) = failure {
-                // A failed connect raises Error alone, never Read or Write.
-                entry.set_error(token, e);
-                enqueue(&mut self.queue, entry, token);
-                return;
-            }
-            debug!("{token}: connected");
-        } else if r.contains(Ready::ERROR) {
-            match entry.socket.take_os_error() {
-                Ok(Some(e)) | Err(e) => entry.set_error(token, e),
-                Ok(None) => trace!("{token}: error flag without a pending error"),
-            }
-        }
-        // mio on Windows reports a reset (AFD_POLL_ABORT) as read- and
-        // write-closed without the error flag; write-closed comes from
-        // nothing else on an established stream. Report it once.
-        #[cfg(windows)]
-        if r.contains(Ready::WRITE_CLOSED)
-            && !r.contains(Ready::ERROR)
-            && !entry.ready.contains(Ready::WRITE_CLOSED)
-        {
-            entry.ready.insert(Ready::WRITE_CLOSED);
-            let e = crate::windows::reset_error(entry.socket.take_os_error());
-            entry.set_error(token, e);
-        }
-        // Readable or read-closed sets readable (plus read-closed);
-        // writable or write-closed sets writable.
-        entry.ready.insert(r.to_io_readiness());
-        enqueue(&mut self.queue, entry, token);
-    }
-
-    /// An OS report for a key outside the table: the waker, signals, or a
-    /// socket removed since the OS queued the report.
-    fn apply_special(&mut self, key: usize) {
-        if key == WAKE_KEY {
+        if special.woken {
             trace!("wake-up");
             self.woken = true;
+            // Ctrl-C on Windows comes through the waker.
             #[cfg(windows)]
             self.drain_signals();
-            return;
         }
-        #[cfg(unix)]
-        if key == SIGNAL_KEY {
+        if special.signalled {
             self.drain_signals();
-            return;
         }
-        trace!("os event for unknown key {key}: ignored");
+        result
     }
 
     /// Delivers wake-ups, signals and due timers, ahead of socket events:
@@ -1158,6 +1095,7 @@ impl<D> Sockets<D> {
     fn emit(&mut self, events: &mut Events) {
         let queued = self.queue.len();
         let mut served = 0;
+        let tracing = log::log_enabled!(log::Level::Trace);
         for &token in &self.queue {
             if events.is_full() {
                 break;
@@ -1171,6 +1109,19 @@ impl<D> Sockets<D> {
             };
             let mut kinds = entry.reportable();
             kinds.remove(entry.skip);
+            if kinds == Ready::READABLE {
+                // The everyday case, with room for it checked above.
+                if tracing {
+                    trace!("{token}: event Read");
+                }
+                events.push(Event::Read(token));
+                if entry.mode == Mode::Edge {
+                    entry.ready.remove(Ready::READABLE);
+                }
+                entry.skip = Ready::EMPTY;
+                served += 1;
+                continue;
+            }
             let mut cut_short = false;
             for kind in [Ready::READABLE, Ready::WRITABLE, Ready::ERROR] {
                 if !kinds.contains(kind) {
@@ -1187,7 +1138,9 @@ impl<D> Sockets<D> {
                 } else {
                     Event::Error(token)
                 };
-                trace!("{token}: event {event:?}");
+                if tracing {
+                    trace!("{token}: event {event:?}");
+                }
                 events.push(event);
                 entry.skip.insert(kind);
                 if kind == Ready::ERROR {
@@ -1609,6 +1562,125 @@ impl<D> fmt::Debug for Sockets<D> {
     }
 }
 
+/// OS reports for keys outside the table, seen during one wait.
+#[derive(Default)]
+struct Special {
+    /// The waker's key was reported.
+    woken: bool,
+    /// The signal pipe's key was reported (Unix).
+    signalled: bool,
+}
+
+/// Folds one OS report into the socket's readiness bits and queues the
+/// socket. Runs once per report, straight from the OS buffer: the common
+/// case (an established socket, no error flag) is a few bit operations,
+/// the rest goes to [`apply_rare`].
+#[inline]
+fn apply<D>(
+    slab: &mut Slab<Entry<D>>,
+    queue: &mut Vec<Token>,
+    special: &mut Special,
+    event: RawEvent,
+) {
+    // Sockets first: the waker's and signals' keys are past any slot.
+    let Some(entry) = slab.get_mut(event.key) else {
+        apply_special(special, event.key);
+        return;
+    };
+    let token = entry.token(event.key);
+    let r = event.ready;
+    trace!("{token}: os {r:?}");
+    // WRITE_CLOSED is rare only on Windows, where it stands for a reset.
+    let rare = Ready::ERROR
+        | if cfg!(windows) {
+            Ready::WRITE_CLOSED
+        } else {
+            Ready::EMPTY
+        };
+    if entry.eof || entry.connecting || r.intersects(rare) {
+        apply_rare(queue, entry, token, r);
+        return;
+    }
+    // Readable or read-closed sets readable (plus read-closed);
+    // writable or write-closed sets writable.
+    entry.ready.insert(r.to_io_readiness());
+    enqueue(queue, entry, token);
+}
+
+/// [`apply`] for a socket at the end of its stream, still connecting, or
+/// reported with an error.
+#[cold]
+#[inline(never)]
+fn apply_rare<D>(queue: &mut Vec<Token>, entry: &mut Entry<D>, token: Token, mut r: Ready) {
+    if entry.eof {
+        r.remove(Ready::READABLE | Ready::READ_CLOSED);
+    }
+    if entry.connecting {
+        if !r.intersects(Ready::WRITABLE | Ready::ERROR | Ready::WRITE_CLOSED) {
+            return;
+        }
+        // The connect finished: SO_ERROR says whether it failed, and a
+        // peer address says it succeeded (mio's documented check).
+        let failure = match entry.socket.take_os_error() {
+            Ok(Some(e)) | Err(e) => Some(e),
+            Ok(None) => match entry.socket.peer_addr() {
+                Ok(_) => None,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                    if r.intersects(Ready::ERROR | Ready::WRITE_CLOSED) {
+                        Some(io::Error::from(io::ErrorKind::ConnectionRefused))
+                    } else {
+                        return; // still connecting: a spurious wake-up
+                    }
+                }
+                Err(e) => Some(e),
+            },
+        };
+        entry.connecting = false;
+        if let Some(e) = failure {
+            // A failed connect raises Error alone, never Read or Write.
+            entry.set_error(token, e);
+            enqueue(queue, entry, token);
+            return;
+        }
+        debug!("{token}: connected");
+    } else if r.contains(Ready::ERROR) {
+        match entry.socket.take_os_error() {
+            Ok(Some(e)) | Err(e) => entry.set_error(token, e),
+            Ok(None) => trace!("{token}: error flag without a pending error"),
+        }
+    }
+    // mio on Windows reports a reset (AFD_POLL_ABORT) as read- and
+    // write-closed without the error flag; write-closed comes from
+    // nothing else on an established stream. Report it once.
+    #[cfg(windows)]
+    if r.contains(Ready::WRITE_CLOSED)
+        && !r.contains(Ready::ERROR)
+        && !entry.ready.contains(Ready::WRITE_CLOSED)
+    {
+        entry.ready.insert(Ready::WRITE_CLOSED);
+        let e = crate::windows::reset_error(entry.socket.take_os_error());
+        entry.set_error(token, e);
+    }
+    entry.ready.insert(r.to_io_readiness());
+    enqueue(queue, entry, token);
+}
+
+/// An OS report for a key outside the table: the waker, signals, or a
+/// socket removed since the OS queued the report.
+#[cold]
+fn apply_special(special: &mut Special, key: usize) {
+    if key == WAKE_KEY {
+        special.woken = true;
+        return;
+    }
+    #[cfg(unix)]
+    if key == SIGNAL_KEY {
+        special.signalled = true;
+        return;
+    }
+    trace!("os event for unknown key {key}: ignored");
+}
+
 /// Queues an entry that has something to report and is not queued yet.
 #[inline]
 fn enqueue<D>(queue: &mut Vec<Token>, entry: &mut Entry<D>, token: Token) {
@@ -1621,7 +1693,7 @@ fn enqueue<D>(queue: &mut Vec<Token>, entry: &mut Entry<D>, token: Token) {
 /// Runs one I/O call on an entry: retries `Interrupted`, clears `clear` on
 /// `WouldBlock`. The success path is inlined into every I/O call; errors
 /// go through [`retry_failed`], out of line.
-#[inline]
+#[inline(always)]
 fn retry<D, R>(
     entry: &mut Entry<D>,
     clear: Ready,
