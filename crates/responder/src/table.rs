@@ -576,6 +576,7 @@ impl<S> Table<'_, S> {
     /// assert_eq!(sockets.interest(t)?, Interest::BOTH);
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline]
     pub fn set_interest(&mut self, token: Token, interest: Interest) -> io::Result<()> {
         self.core.sockets.set_interest(token, interest)
     }
@@ -678,14 +679,25 @@ impl<S> Table<'_, S> {
     /// assert_eq!(dispatcher.state(), b"hello");
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    // Inlined into the responder: a call costs more than this wrapper.
+    #[inline]
     pub fn read(&mut self, token: Token, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.core.sockets.read(token, buf)?;
         if n == 0 && !buf.is_empty() {
-            if let Some(e) = self.core.sockets.take_error(token)? {
-                return Err(e);
-            }
+            return self.end_of_stream(token);
         }
         Ok(n)
+    }
+
+    /// What a read that saw the end of the stream returns: the error the
+    /// socket holds (a reset seen with the FIN, say), else `Ok(0)`.
+    #[cold]
+    #[inline(never)]
+    fn end_of_stream(&mut self, token: Token) -> io::Result<usize> {
+        match self.core.sockets.take_error(token)? {
+            Some(e) => Err(e),
+            None => Ok(0),
+        }
     }
 
     /// Writes to a stream; may write only part of `buf`.
@@ -712,6 +724,7 @@ impl<S> Table<'_, S> {
     /// assert_eq!(sockets.write(t, b"hi")?, 2);
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline]
     pub fn write(&mut self, token: Token, buf: &[u8]) -> io::Result<usize> {
         self.core.sockets.write(token, buf)
     }
