@@ -201,6 +201,18 @@ impl Events {
         self.list.len() >= self.capacity
     }
 
+    /// Whether `n` more events fit with one slot to spare.
+    #[inline]
+    pub(crate) fn has_room_beyond(&self, n: usize) -> bool {
+        self.list.len() + n < self.capacity
+    }
+
+    /// Moves the last `n` events in front of the others, keeping the order
+    /// within each part.
+    pub(crate) fn move_last_to_front(&mut self, n: usize) {
+        self.list.rotate_right(n);
+    }
+
     #[inline]
     pub(crate) fn push(&mut self, event: Event) {
         debug_assert!(!self.is_full());

@@ -348,3 +348,122 @@ fn abort_report_is_one_reset_error_on_windows() {
     sockets.poll(&mut events, Some(Duration::ZERO)).unwrap();
     assert!(!events.iter().any(|e| e == Event::Error(t)), "{events:?}");
 }
+
+/// Polls with a short timeout, the case in which reports may be delivered
+/// straight from the OS buffer (see `apply`); the events it delivered.
+fn poll_waiting(sockets: &mut Sockets, events: &mut Events) -> Vec<Event> {
+    sockets
+        .poll(events, Some(Duration::from_millis(20)))
+        .unwrap();
+    events.iter().collect()
+}
+
+fn udp_sockets<const N: usize>(sockets: &mut Sockets) -> [crate::Token; N] {
+    [(); N].map(|()| {
+        sockets
+            .add(UdpSocket::bind("127.0.0.1:0").unwrap())
+            .unwrap()
+    })
+}
+
+fn readable(tokens: &[crate::Token]) -> Fault {
+    Fault::Inject(
+        tokens
+            .iter()
+            .map(|t| RawEvent {
+                key: t.key(),
+                ready: READABLE,
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn straight_delivery_fills_the_buffer_in_report_order_then_round_robin() {
+    let (mut sockets, faults, _) = faulty();
+    let [a, b, c, d, e] = udp_sockets(&mut sockets);
+    // Registration reports (writable, not wanted) out of the way.
+    let mut events = Events::with_capacity(4);
+    assert_eq!(poll_now(&mut sockets, &mut events), []);
+    faults.borrow_mut().push_back(readable(&[a, b, c, d, e]));
+    // The first go straight into the buffer, the rest through the queue,
+    // in the order of the reports; nobody reads, so level mode raises them
+    // all again, those not served first.
+    assert_eq!(
+        poll_waiting(&mut sockets, &mut events),
+        [a, b, c, d].map(Event::Read)
+    );
+    assert_eq!(
+        poll_waiting(&mut sockets, &mut events),
+        [e, a, b, c].map(Event::Read)
+    );
+    assert_eq!(
+        poll_waiting(&mut sockets, &mut events),
+        [d, e, a, b].map(Event::Read)
+    );
+    for t in [a, b, c, d, e] {
+        let err = sockets.recv(t, &mut [0; 8]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    }
+    assert_eq!(poll_waiting(&mut sockets, &mut events), []);
+}
+
+#[test]
+fn straight_delivery_in_edge_mode_reports_once() {
+    let (mut sockets, faults, _) = faulty();
+    let [a, b] = udp_sockets(&mut sockets);
+    sockets.set_mode(a, crate::Mode::Edge).unwrap();
+    let mut events = Events::with_capacity(8);
+    assert_eq!(poll_now(&mut sockets, &mut events), []);
+    faults.borrow_mut().push_back(readable(&[a, b]));
+    assert_eq!(
+        poll_waiting(&mut sockets, &mut events),
+        [a, b].map(Event::Read)
+    );
+    // Not drained: the edge socket says nothing more, the level one does.
+    assert_eq!(poll_waiting(&mut sockets, &mut events), [Event::Read(b)]);
+}
+
+#[test]
+fn a_wake_or_timer_of_the_same_wait_goes_before_sockets_delivered_straight() {
+    let (mut sockets, faults, _) = faulty();
+    let [a, b] = udp_sockets(&mut sockets);
+    let mut events = Events::with_capacity(8);
+    assert_eq!(poll_now(&mut sockets, &mut events), []);
+    // The waker's report between two sockets' reports.
+    faults.borrow_mut().push_back(Fault::Inject(vec![
+        RawEvent {
+            key: a.key(),
+            ready: READABLE,
+        },
+        RawEvent {
+            key: crate::sockets::WAKE_KEY,
+            ready: READABLE,
+        },
+        RawEvent {
+            key: b.key(),
+            ready: READABLE,
+        },
+    ]));
+    assert_eq!(
+        poll_waiting(&mut sockets, &mut events),
+        [Event::Wake, Event::Read(a), Event::Read(b)]
+    );
+    for t in [a, b] {
+        let _ = sockets.recv(t, &mut [0; 8]);
+    }
+    // A timer that comes due while the table waits (here: a wait cut by
+    // EINTR after it is due) goes before the sockets of that wait too.
+    let timer = sockets.timer_after(Duration::from_millis(10));
+    faults
+        .borrow_mut()
+        .push_back(Fault::Interrupt(Duration::from_millis(30)));
+    faults.borrow_mut().push_back(readable(&[b, a]));
+    sockets
+        .poll(&mut events, Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(
+        events.iter().collect::<Vec<_>>(),
+        [Event::Timer(timer), Event::Read(b), Event::Read(a)]
+    );
+}

@@ -34,11 +34,18 @@ pub const DEFAULT_BACKLOG: u32 = 4096;
 const SHORT_IO_DRAINS: bool = cfg!(not(windows));
 
 /// mio tokens outside the slab's range (slab keys fit in u32).
-const WAKE_KEY: usize = usize::MAX;
+pub(crate) const WAKE_KEY: usize = usize::MAX;
 #[cfg(unix)]
 const SIGNAL_KEY: usize = usize::MAX - 1;
 
 /// One socket in the table.
+/// [`Entry::state`]: a TCP connect not yet completed or failed.
+const CONNECTING: u8 = 1;
+/// [`Entry::state`]: the end of the stream was read. A later read-closed
+/// report repeats it (epoll's edges carry every ready bit, and mio on
+/// Windows may report the FIN again) and raises no `Read`.
+const EOF: u8 = 2;
+
 struct Entry<D> {
     socket: Socket,
     data: D,
@@ -53,12 +60,9 @@ struct Entry<D> {
     skip: Ready,
     /// In the ready queue.
     queued: bool,
-    /// A TCP connect not yet completed or failed.
-    connecting: bool,
-    /// The end of the stream was read: a later read-closed report repeats
-    /// it (epoll's edges carry every ready bit, and mio on Windows may report
-    /// the FIN again) and raises no `Read`.
-    eof: bool,
+    /// [`CONNECTING`] and [`EOF`], in one byte so that the OS report of an
+    /// established socket is told from the rare cases with one test.
+    state: u8,
     error: Option<io::Error>,
     /// `error` not yet reported as an `Error` event.
     error_new: bool,
@@ -280,8 +284,7 @@ impl<D> Sockets<D> {
             ready: Ready::EMPTY,
             skip: Ready::EMPTY,
             queued: false,
-            connecting,
-            eof: false,
+            state: if connecting { CONNECTING } else { 0 },
             error: None,
             error_new: false,
         });
@@ -681,7 +684,7 @@ impl<D> Sockets<D> {
         if n == 0 && !buf.is_empty() {
             // The end of the stream was read: report it no more.
             entry.ready.remove(Ready::READABLE | Ready::READ_CLOSED);
-            entry.eof = true;
+            entry.state |= EOF;
         } else if SHORT_IO_DRAINS && n < buf.len() && !entry.ready.contains(Ready::READ_CLOSED) {
             // Short read: the receive buffer is empty (see SHORT_IO_DRAINS).
             // With the peer's FIN already seen, keep Read raised so that the
@@ -975,9 +978,24 @@ impl<D> Sockets<D> {
         } else {
             self.timer_timeout(timeout)
         };
-        let reports = self.select(timeout)?;
-        self.emit_special(events);
-        self.emit(events);
+        // Straight delivery (see `apply`) only when no socket waits in the
+        // queue and nothing special is known to be due: then the order of
+        // the OS reports is the queue's order and nothing is overtaken.
+        let direct = !pending && timeout != Some(Duration::ZERO);
+        let (reports, delivered) = self.select(timeout, events, direct)?;
+        if delivered > 0 {
+            // Wake-ups, signals and timers that came due during the wait
+            // still go in front of the socket events.
+            let before = events.len();
+            self.emit_special(events);
+            let specials = events.len() - before;
+            if specials > 0 {
+                events.move_last_to_front(specials);
+            }
+        } else {
+            self.emit_special(events);
+        }
+        self.emit(events, delivered);
         Ok(reports)
     }
 
@@ -1005,6 +1023,8 @@ impl<D> Sockets<D> {
                 if entry.generation == token.generation() {
                     if entry.reportable().is_empty() {
                         entry.queued = false;
+                        // A socket cut short by a full buffer starts afresh.
+                        entry.skip = Ready::EMPTY;
                     } else {
                         self.queue[kept] = token;
                         kept += 1;
@@ -1019,13 +1039,22 @@ impl<D> Sockets<D> {
     /// Waits for OS reports and folds each into the table as it is read
     /// (see [`apply`]); retries `Interrupted` with the time left. Returns
     /// the number of reports.
-    fn select(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
+    fn select(
+        &mut self,
+        timeout: Option<Duration>,
+        events: &mut Events,
+        direct: bool,
+    ) -> io::Result<(usize, usize)> {
         let start = match timeout {
             Some(t) if !t.is_zero() => Some(Instant::now()),
             _ => None,
         };
         let mut left = timeout;
         let mut special = Special::default();
+        let mut straight = Straight {
+            on: direct,
+            delivered: 0,
+        };
         let result = loop {
             let Sockets {
                 selector,
@@ -1033,7 +1062,8 @@ impl<D> Sockets<D> {
                 queue,
                 ..
             } = self;
-            match selector.select_each(left, |event| apply(slab, queue, &mut special, event)) {
+            let fold = |event| apply(slab, queue, &mut special, &mut straight, events, event);
+            match selector.select_each(left, fold) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                     trace!("poll interrupted, retrying");
                     if let (Some(start), Some(t)) = (start, timeout) {
@@ -1053,7 +1083,7 @@ impl<D> Sockets<D> {
         if special.signalled {
             self.drain_signals();
         }
-        result
+        result.map(|reports| (reports, straight.delivered))
     }
 
     /// Delivers wake-ups, signals and due timers, ahead of socket events:
@@ -1092,11 +1122,12 @@ impl<D> Sockets<D> {
     /// once per socket, `Read` then `Write` then `Error`. Served sockets stay
     /// queued (level mode raises them again until I/O clears them); the
     /// next poll's `prune_queue` drops those with nothing left.
-    fn emit(&mut self, events: &mut Events) {
+    fn emit(&mut self, events: &mut Events, delivered: usize) {
         let queued = self.queue.len();
-        let mut served = 0;
+        // The first `delivered` were served straight from the OS reports.
+        let mut served = delivered;
         let tracing = log::log_enabled!(log::Level::Trace);
-        for &token in &self.queue {
+        for &token in &self.queue[delivered..] {
             if events.is_full() {
                 break;
             }
@@ -1580,6 +1611,8 @@ fn apply<D>(
     slab: &mut Slab<Entry<D>>,
     queue: &mut Vec<Token>,
     special: &mut Special,
+    straight: &mut Straight,
+    events: &mut Events,
     event: RawEvent,
 ) {
     // Sockets first: the waker's and signals' keys are past any slot.
@@ -1597,14 +1630,61 @@ fn apply<D>(
         } else {
             Ready::EMPTY
         };
-    if entry.eof || entry.connecting || r.intersects(rare) {
+    if entry.state != 0 || r.intersects(rare) {
+        // Queued behind the sockets delivered so far: none after it may
+        // be delivered ahead of it.
+        straight.on = false;
         apply_rare(queue, entry, token, r);
         return;
     }
     // Readable or read-closed sets readable (plus read-closed);
     // writable or write-closed sets writable.
     entry.ready.insert(r.to_io_readiness());
-    enqueue(queue, entry, token);
+    if !straight.on || entry.queued {
+        // Queued already (then delivered already, or waiting), or the
+        // queue's order must be kept: `emit` serves it.
+        enqueue(queue, entry, token);
+        return;
+    }
+    let kinds = entry.reportable();
+    if kinds.is_empty() {
+        return;
+    }
+    if kinds.contains(Ready::ERROR) {
+        // An error not yet reported: `emit` orders it after Read and Write.
+        straight.on = false;
+        enqueue(queue, entry, token);
+        return;
+    }
+    // Queued as `enqueue` would: level mode raises it again next poll
+    // until I/O clears it, and `prune_queue` drops it when nothing is left.
+    entry.queued = true;
+    queue.push(token);
+    if !events.has_room_beyond(2) {
+        // `emit` delivers this one and the rest, in queue order.
+        straight.on = false;
+        return;
+    }
+    // Delivered now, as `emit` would, without looking it up again.
+    trace!("{token}: delivered {kinds:?}");
+    if kinds.contains(Ready::READABLE) {
+        events.push(Event::Read(token));
+    }
+    if kinds.contains(Ready::WRITABLE) {
+        events.push(Event::Write(token));
+    }
+    if entry.mode == Mode::Edge {
+        entry.ready.remove(kinds);
+    }
+    straight.delivered += 1;
+}
+
+/// Straight delivery during one wait: while `on`, a socket reported for
+/// the first time this poll is delivered by `apply` at once, and the
+/// first `delivered` tokens of the queue are those.
+struct Straight {
+    on: bool,
+    delivered: usize,
 }
 
 /// [`apply`] for a socket at the end of its stream, still connecting, or
@@ -1612,10 +1692,10 @@ fn apply<D>(
 #[cold]
 #[inline(never)]
 fn apply_rare<D>(queue: &mut Vec<Token>, entry: &mut Entry<D>, token: Token, mut r: Ready) {
-    if entry.eof {
+    if entry.state & EOF != 0 {
         r.remove(Ready::READABLE | Ready::READ_CLOSED);
     }
-    if entry.connecting {
+    if entry.state & CONNECTING != 0 {
         if !r.intersects(Ready::WRITABLE | Ready::ERROR | Ready::WRITE_CLOSED) {
             return;
         }
@@ -1635,7 +1715,7 @@ fn apply_rare<D>(queue: &mut Vec<Token>, entry: &mut Entry<D>, token: Token, mut
                 Err(e) => Some(e),
             },
         };
-        entry.connecting = false;
+        entry.state &= !CONNECTING;
         if let Some(e) = failure {
             // A failed connect raises Error alone, never Read or Write.
             entry.set_error(token, e);
