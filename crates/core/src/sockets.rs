@@ -38,7 +38,6 @@ pub(crate) const WAKE_KEY: usize = usize::MAX;
 #[cfg(unix)]
 const SIGNAL_KEY: usize = usize::MAX - 1;
 
-/// One socket in the table.
 /// [`Entry::state`]: a TCP connect not yet completed or failed.
 const CONNECTING: u8 = 1;
 /// [`Entry::state`]: the end of the stream was read. A later read-closed
@@ -46,6 +45,7 @@ const CONNECTING: u8 = 1;
 /// Windows may report the FIN again) and raises no `Read`.
 const EOF: u8 = 2;
 
+/// One socket in the table.
 struct Entry<D> {
     socket: Socket,
     data: D,
@@ -983,17 +983,13 @@ impl<D> Sockets<D> {
         // the OS reports is the queue's order and nothing is overtaken.
         let direct = !pending && timeout != Some(Duration::ZERO);
         let (reports, delivered) = self.select(timeout, events, direct)?;
-        if delivered > 0 {
+        let before = events.len();
+        self.emit_special(events);
+        let specials = events.len() - before;
+        if delivered > 0 && specials > 0 {
             // Wake-ups, signals and timers that came due during the wait
-            // still go in front of the socket events.
-            let before = events.len();
-            self.emit_special(events);
-            let specials = events.len() - before;
-            if specials > 0 {
-                events.move_last_to_front(specials);
-            }
-        } else {
-            self.emit_special(events);
+            // still go in front of the sockets delivered straight.
+            events.move_last_to_front(specials);
         }
         self.emit(events, delivered);
         Ok(reports)
@@ -1126,7 +1122,6 @@ impl<D> Sockets<D> {
         let queued = self.queue.len();
         // The first `delivered` were served straight from the OS reports.
         let mut served = delivered;
-        let tracing = log::log_enabled!(log::Level::Trace);
         for &token in &self.queue[delivered..] {
             if events.is_full() {
                 break;
@@ -1140,15 +1135,9 @@ impl<D> Sockets<D> {
             };
             let mut kinds = entry.reportable();
             kinds.remove(entry.skip);
-            if kinds == Ready::READABLE {
-                // The everyday case, with room for it checked above.
-                if tracing {
-                    trace!("{token}: event Read");
-                }
-                events.push(Event::Read(token));
-                if entry.mode == Mode::Edge {
-                    entry.ready.remove(Ready::READABLE);
-                }
+            if !kinds.contains(Ready::ERROR) && events.has_room_beyond(1) {
+                // The everyday case: the whole socket fits.
+                push_io_events(entry, token, kinds, events);
                 entry.skip = Ready::EMPTY;
                 served += 1;
                 continue;
@@ -1169,9 +1158,7 @@ impl<D> Sockets<D> {
                 } else {
                     Event::Error(token)
                 };
-                if tracing {
-                    trace!("{token}: event {event:?}");
-                }
+                trace!("{token}: event {event:?}");
                 events.push(event);
                 entry.skip.insert(kind);
                 if kind == Ready::ERROR {
@@ -1666,7 +1653,16 @@ fn apply<D>(
         return;
     }
     // Delivered now, as `emit` would, without looking it up again.
-    trace!("{token}: delivered {kinds:?}");
+    push_io_events(entry, token, kinds, events);
+    straight.delivered += 1;
+}
+
+/// Pushes a socket's `Read` then `Write`, as `kinds` says (never `Error`),
+/// into a buffer with room for both; in edge mode, what was delivered is
+/// not raised again before a new edge. Shared by `emit` and `apply`.
+#[inline(always)]
+fn push_io_events<D>(entry: &mut Entry<D>, token: Token, kinds: Ready, events: &mut Events) {
+    trace!("{token}: events {kinds:?}");
     if kinds.contains(Ready::READABLE) {
         events.push(Event::Read(token));
     }
@@ -1676,7 +1672,6 @@ fn apply<D>(
     if entry.mode == Mode::Edge {
         entry.ready.remove(kinds);
     }
-    straight.delivered += 1;
 }
 
 /// Straight delivery during one wait: while `on`, a socket reported for
