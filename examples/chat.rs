@@ -179,15 +179,8 @@ impl Responder<Chat> for Listener {
             return Action::Continue;
         };
         loop {
-            match cx.sockets.accept(listener) {
-                Ok(socket) => {
-                    if let Err(e) = cx
-                        .sockets
-                        .register(socket, Interest::READABLE, Conn::default())
-                    {
-                        warn!("cannot register a member: {e}");
-                    }
-                }
+            match cx.sockets.accept(listener, Conn::default()) {
+                Ok(t) => debug!("{t}: a member joined"),
                 // Nobody else waits: the table re-arms the listener.
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Action::Continue,
                 Err(e) => {

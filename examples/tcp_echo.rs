@@ -23,7 +23,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use log::{debug, info, warn};
-use sockmux::{Action, Context, Dispatcher, Event, Interest, Responder, Signal, Socket, TimerId};
+use sockmux::{Action, Context, Dispatcher, Event, Interest, Responder, Signal, TimerId};
 
 const USAGE: &str = "usage: tcp_echo [--addr ADDR] [--port PORT]\n\n\
     Echoes every TCP connection on ADDR:PORT (default 127.0.0.1:7777; port 0 picks one).";
@@ -139,22 +139,14 @@ impl Responder<Stats> for Listener {
             return Action::Continue;
         };
         for _ in 0..ACCEPT_PER_EVENT {
-            match cx.sockets.accept(listener) {
-                Ok(socket) => {
-                    if let Socket::TcpStream(stream) = &socket {
-                        // Echoes are small writes: do not wait to fill a segment.
-                        let _ = stream.set_nodelay(true);
+            match cx.sockets.accept(listener, Conn::default()) {
+                Ok(t) => {
+                    // Echoes are small writes: do not wait to fill a segment.
+                    if let Ok(socket) = cx.sockets.socket(t) {
+                        let _ = socket2::SockRef::from(socket).set_tcp_nodelay(true);
                     }
-                    match cx
-                        .sockets
-                        .register(socket, Interest::READABLE, Conn::default())
-                    {
-                        Ok(t) => {
-                            cx.state.accepted += 1;
-                            debug!("{t}: connected");
-                        }
-                        Err(e) => warn!("cannot register a connection: {e}"),
-                    }
+                    cx.state.accepted += 1;
+                    debug!("{t}: connected");
                 }
                 // Nobody else waits: the table re-arms the listener.
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -175,8 +167,8 @@ impl Responder<Stats> for Listener {
     }
 
     fn timer(&mut self, _: TimerId, cx: &mut Context<'_, Stats>) -> Action {
-        if cx.state.paused_listener.take().is_some() {
-            let _ = cx.sockets.set_interest(cx.token(), Interest::READABLE);
+        if let Some(listener) = cx.state.paused_listener.take() {
+            let _ = cx.sockets.set_interest(listener, Interest::READABLE);
         }
         Action::Continue
     }

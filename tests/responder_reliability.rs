@@ -35,11 +35,7 @@ struct Accept;
 impl Responder<Log> for Accept {
     fn ready(&mut self, event: Event, cx: &mut Context<'_, Log>) -> Action {
         if let Event::Read(t) = event {
-            while let Ok(socket) = cx.sockets.accept(t) {
-                let conn = cx
-                    .sockets
-                    .register(socket, Interest::READABLE, Record)
-                    .unwrap();
+            while let Ok(conn) = cx.sockets.accept(t, Record) {
                 cx.state.accepted.push(conn);
             }
         }
@@ -355,11 +351,7 @@ struct EchoListener;
 impl Responder<Echoes> for EchoListener {
     fn ready(&mut self, event: Event, cx: &mut Context<'_, Echoes>) -> Action {
         if let Event::Read(t) = event {
-            while let Ok(socket) = cx.sockets.accept(t) {
-                cx.sockets
-                    .register(socket, Interest::READABLE, PanickyEcho)
-                    .unwrap();
-            }
+            while cx.sockets.accept(t, PanickyEcho).is_ok() {}
         }
         Action::Continue
     }

@@ -31,10 +31,8 @@ struct HoseListener;
 impl Responder<Hose> for HoseListener {
     fn ready(&mut self, event: Event, cx: &mut Context<'_, Hose>) -> Action {
         if let Event::Read(t) = event {
-            while let Ok(socket) = cx.sockets.accept(t) {
-                cx.sockets
-                    .register(socket, Interest::WRITABLE, Firehose::default())
-                    .unwrap();
+            while let Ok(conn) = cx.sockets.accept(t, Firehose::default()) {
+                cx.sockets.set_interest(conn, Interest::WRITABLE).unwrap();
             }
         }
         Action::Continue

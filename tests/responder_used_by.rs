@@ -26,13 +26,8 @@ impl Responder<Shout> for Listener {
             return Action::Continue;
         };
         loop {
-            match cx.sockets.accept(listener) {
-                Ok(stream) => {
-                    cx.sockets
-                        .register(stream, Interest::READABLE, Conn::default())
-                        .expect("register");
-                    cx.state.connections += 1;
-                }
+            match cx.sockets.accept(listener, Conn::default()) {
+                Ok(_) => cx.state.connections += 1,
                 // No one else is waiting.
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Action::Continue,
                 Err(e) => panic!("accept: {e}"),

@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::io::ErrorKind;
 use std::time::{Duration, Instant};
 
-use sockmux_core::{Event, Events, Interest, Socket, Sockets, Token};
+use sockmux_core::{Event, Events, Interest, Sockets, Token};
 
 /// Counts, per thread, the allocations made while that thread counts
 /// (tests run on several threads at once).
@@ -106,9 +106,8 @@ fn connect() -> Pair {
     }
     // Small echoes must not wait for delayed acknowledgements (Nagle).
     for t in [client, server.unwrap()] {
-        if let Socket::TcpStream(s) = sockets.socket(t).unwrap() {
-            s.set_nodelay(true).unwrap();
-        }
+        let socket = sockets.socket(t).unwrap();
+        socket2::SockRef::from(socket).set_tcp_nodelay(true).unwrap();
     }
     sockets.set_interest(client, Interest::READABLE).unwrap();
     sockets.set_interest(listener, Interest::NONE).unwrap();

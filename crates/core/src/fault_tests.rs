@@ -437,7 +437,7 @@ fn a_wake_or_timer_of_the_same_wait_goes_before_sockets_delivered_straight() {
             ready: READABLE,
         },
         RawEvent {
-            key: crate::sockets::WAKE_KEY,
+            key: crate::poll::WAKE_KEY,
             ready: READABLE,
         },
         RawEvent {

@@ -87,11 +87,15 @@ mod event;
 #[cfg(test)]
 mod fault_tests;
 mod interest;
+mod io;
+mod open;
+mod poll;
 mod ready;
 mod selector;
 mod signal;
 mod socket;
 mod sockets;
+mod table;
 mod timer;
 mod token;
 mod waker;
@@ -100,13 +104,11 @@ mod windows;
 
 pub use event::{Event, Events, Iter};
 pub use interest::{Interest, Mode};
+pub use open::DEFAULT_BACKLOG;
 pub use signal::Signal;
 pub use socket::{IntoSocket, Socket};
-pub use sockets::{Sockets, DEFAULT_BACKLOG};
+pub use sockets::Sockets;
+pub use table::Table;
 pub use timer::TimerId;
 pub use token::Token;
 pub use waker::{Receiver, Sender, Waker};
-
-/// mio, re-exported for its socket types (accepted by [`Sockets::add`] and
-/// held by [`Socket`]).
-pub use mio;

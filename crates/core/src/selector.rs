@@ -56,16 +56,17 @@ impl MioSelector {
 
     pub(crate) fn register(&self, socket: &mut Socket, key: usize) -> io::Result<()> {
         // Both directions, once: later interest changes are bookkeeping in the
-        // table, never a re-registration (see PERFORMANCE notes in docs/).
+        // table, never a re-registration (a system call per change saved; see
+        // docs/architecture.md).
         self.poll.registry().register(
-            socket,
+            socket.source(),
             MioToken(key),
             MioInterest::READABLE | MioInterest::WRITABLE,
         )
     }
 
     pub(crate) fn deregister(&self, socket: &mut Socket) -> io::Result<()> {
-        self.poll.registry().deregister(socket)
+        self.poll.registry().deregister(socket.source())
     }
 
     pub(crate) fn registry(&self) -> &Registry {

@@ -1,6 +1,14 @@
 //! Process signals as events: SIGINT, SIGTERM and SIGHUP on Unix (through
 //! signal-hook-mio), Ctrl-C on Windows (through ctrlc and the loop's waker).
 
+use std::io;
+
+use log::debug;
+
+#[cfg(unix)]
+use crate::poll::SIGNAL_KEY;
+use crate::Sockets;
+
 /// A process signal, delivered as [`Event::Signal`](crate::Event::Signal)
 /// once [`Sockets::watch_signals`](crate::Sockets::watch_signals) asked for
 /// it.
@@ -39,6 +47,41 @@ impl Signal {
             Signal::Terminate => 2,
             Signal::Hangup => 4,
         }
+    }
+}
+
+impl<D> Sockets<D> {
+    /// Delivers the given process signals as [`Event::Signal`] instead of
+    /// their default action (which, for these, ends the process). Call again
+    /// to add more. See [`Signal`] for what each platform raises.
+    ///
+    /// # Errors
+    ///
+    /// The OS error from installing the handler; on Windows, an error if
+    /// another Ctrl-C handler was installed in the process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::{Signal, Sockets};
+    /// let mut sockets = Sockets::new()?;
+    /// sockets.watch_signals(&[Signal::Terminate])?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn watch_signals(&mut self, signals: &[Signal]) -> io::Result<()> {
+        if self.signals.is_none() {
+            #[cfg(unix)]
+            let watch = Watch::new(self.selector.registry(), SIGNAL_KEY)?;
+            #[cfg(windows)]
+            let watch = Watch::new(self.waker()?)?;
+            self.signals = Some(watch);
+        }
+        let watch = self.signals.as_mut().expect("set above");
+        for &signal in signals {
+            watch.add(signal)?;
+            debug!("watching {signal:?}");
+        }
+        Ok(())
     }
 }
 

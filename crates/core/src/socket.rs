@@ -1,47 +1,70 @@
 use std::io::{self, Read, Write};
 use std::net::{self, SocketAddr};
 
+#[cfg(unix)]
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+#[cfg(windows)]
+use std::os::windows::io::{AsRawSocket, AsSocket, BorrowedSocket, RawSocket};
+
 use mio::event::Source;
 use mio::net::{TcpListener, TcpStream, UdpSocket};
-use mio::{Interest as MioInterest, Registry, Token as MioToken};
 
-/// A socket held by the table.
+/// A socket held by the table: UDP, a TCP listener or stream, and on Unix
+/// the three Unix-domain kinds.
 ///
-/// The variants hold mio's non-blocking sockets; re-exporting them is the
-/// honest choice, since they are what the OS is polled on. Reach one through
-/// [`Sockets::socket`](crate::Sockets::socket) for queries such as
-/// `local_addr` or socket options. Do I/O through the table's own calls
-/// (`read`, `recv`, ..., or [`Sockets::io`](crate::Sockets::io)), which keep
-/// the readiness bookkeeping right.
+/// It is opaque: the table polls it through mio, but no mio type is part of
+/// the API. Reach it through [`Table::socket`](crate::Table::socket) for
+/// queries; for socket options, borrow its descriptor (it implements
+/// `AsFd`/`AsRawFd` on Unix, `AsSocket`/`AsRawSocket` on Windows), for
+/// example with `socket2::SockRef::from(socket)`. Do I/O through the table's
+/// own calls (`read`, `recv`, ..., or [`Table::io`](crate::Table::io)),
+/// which keep the readiness bookkeeping right.
+///
+/// The constructors ([`bind_udp`](Socket::bind_udp),
+/// [`listen_tcp`](Socket::listen_tcp), ...) open a socket without adding it
+/// to a table; the table's methods of the same names open and add it.
 ///
 /// # Examples
 ///
 /// ```
-/// use sockmux_core::{Socket, Sockets};
+/// use sockmux_core::Sockets;
 ///
 /// let mut sockets = Sockets::new()?;
 /// let t = sockets.bind_udp("127.0.0.1:0")?;
-/// assert!(matches!(sockets.socket(t)?, Socket::Udp(_)));
+/// let socket = sockets.socket(t)?;
+/// assert_eq!(socket.kind(), "UDP socket");
+/// socket2::SockRef::from(socket).set_recv_buffer_size(1 << 20)?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug)]
-#[non_exhaustive]
-pub enum Socket {
-    /// A UDP socket, bound or connected.
+pub struct Socket {
+    pub(crate) inner: Inner,
+    /// A TCP connect started by [`Socket::connect_tcp`], not known to
+    /// have completed: the table waits for its outcome.
+    pub(crate) connecting: bool,
+}
+
+/// The mio socket behind a [`Socket`].
+#[derive(Debug)]
+pub(crate) enum Inner {
     Udp(UdpSocket),
-    /// A listening TCP socket.
     TcpListener(TcpListener),
-    /// A TCP connection (possibly still connecting).
     TcpStream(TcpStream),
-    /// A listening Unix-domain stream socket.
     #[cfg(unix)]
     UnixListener(mio::net::UnixListener),
-    /// A Unix-domain stream connection.
     #[cfg(unix)]
     UnixStream(mio::net::UnixStream),
-    /// A Unix-domain datagram socket.
     #[cfg(unix)]
     UnixDatagram(mio::net::UnixDatagram),
+}
+
+impl From<Inner> for Socket {
+    fn from(inner: Inner) -> Socket {
+        Socket {
+            inner,
+            connecting: false,
+        }
+    }
 }
 
 /// What kind of socket an operation needed.
@@ -79,16 +102,16 @@ impl Socket {
     /// ```
     #[must_use]
     pub fn kind(&self) -> &'static str {
-        match self {
-            Socket::Udp(_) => "UDP socket",
-            Socket::TcpListener(_) => "TCP listener",
-            Socket::TcpStream(_) => "TCP stream",
+        match &self.inner {
+            Inner::Udp(_) => "UDP socket",
+            Inner::TcpListener(_) => "TCP listener",
+            Inner::TcpStream(_) => "TCP stream",
             #[cfg(unix)]
-            Socket::UnixListener(_) => "Unix listener",
+            Inner::UnixListener(_) => "Unix listener",
             #[cfg(unix)]
-            Socket::UnixStream(_) => "Unix stream",
+            Inner::UnixStream(_) => "Unix stream",
             #[cfg(unix)]
-            Socket::UnixDatagram(_) => "Unix datagram socket",
+            Inner::UnixDatagram(_) => "Unix datagram socket",
         }
     }
 
@@ -110,10 +133,10 @@ impl Socket {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        match self {
-            Socket::Udp(s) => s.local_addr(),
-            Socket::TcpListener(s) => s.local_addr(),
-            Socket::TcpStream(s) => s.local_addr(),
+        match &self.inner {
+            Inner::Udp(s) => s.local_addr(),
+            Inner::TcpListener(s) => s.local_addr(),
+            Inner::TcpStream(s) => s.local_addr(),
             #[cfg(unix)]
             _ => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -124,16 +147,16 @@ impl Socket {
 
     /// The pending socket error (`SO_ERROR`), cleared by the call.
     pub(crate) fn take_os_error(&self) -> io::Result<Option<io::Error>> {
-        match self {
-            Socket::Udp(s) => s.take_error(),
-            Socket::TcpListener(s) => s.take_error(),
-            Socket::TcpStream(s) => s.take_error(),
+        match &self.inner {
+            Inner::Udp(s) => s.take_error(),
+            Inner::TcpListener(s) => s.take_error(),
+            Inner::TcpStream(s) => s.take_error(),
             #[cfg(unix)]
-            Socket::UnixListener(s) => s.take_error(),
+            Inner::UnixListener(s) => s.take_error(),
             #[cfg(unix)]
-            Socket::UnixStream(s) => s.take_error(),
+            Inner::UnixStream(s) => s.take_error(),
             #[cfg(unix)]
-            Socket::UnixDatagram(s) => s.take_error(),
+            Inner::UnixDatagram(s) => s.take_error(),
         }
     }
 
@@ -146,83 +169,100 @@ impl Socket {
 
     #[inline]
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Socket::TcpStream(s) => s.read(buf),
+        match &mut self.inner {
+            Inner::TcpStream(s) => s.read(buf),
             #[cfg(unix)]
-            Socket::UnixStream(s) => s.read(buf),
+            Inner::UnixStream(s) => s.read(buf),
             _ => Err(self.wrong_kind("read", Need::Stream)),
         }
     }
 
     #[inline]
     pub(crate) fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
+        match &mut self.inner {
             // std's TcpStream already sends with MSG_NOSIGNAL.
-            Socket::TcpStream(s) => s.write(buf),
+            Inner::TcpStream(s) => s.write(buf),
             #[cfg(unix)]
-            Socket::UnixStream(s) => nosigpipe::send(&*s, buf),
+            Inner::UnixStream(s) => nosigpipe::send(&*s, buf),
             _ => Err(self.wrong_kind("write", Need::Stream)),
         }
     }
 
     pub(crate) fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        match self {
+        match &mut self.inner {
             // writev(2) raises SIGPIPE on a closed peer: use sendmsg instead.
             #[cfg(unix)]
-            Socket::TcpStream(s) => nosigpipe::send_vectored(&*s, bufs),
+            Inner::TcpStream(s) => nosigpipe::send_vectored(&*s, bufs),
             #[cfg(not(unix))]
-            Socket::TcpStream(s) => s.write_vectored(bufs),
+            Inner::TcpStream(s) => s.write_vectored(bufs),
             #[cfg(unix)]
-            Socket::UnixStream(s) => nosigpipe::send_vectored(&*s, bufs),
+            Inner::UnixStream(s) => nosigpipe::send_vectored(&*s, bufs),
             _ => Err(self.wrong_kind("write_vectored", Need::Stream)),
         }
     }
 
     pub(crate) fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Socket::Udp(s) => crate::datagram::recv(s, buf),
+        match &mut self.inner {
+            Inner::Udp(s) => crate::datagram::recv(s, buf),
             #[cfg(unix)]
-            Socket::UnixDatagram(s) => crate::datagram::recv(s, buf),
+            Inner::UnixDatagram(s) => crate::datagram::recv(s, buf),
             _ => Err(self.wrong_kind("recv", Need::Datagram)),
         }
     }
 
     pub(crate) fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Socket::Udp(s) => s.send(buf),
+        match &mut self.inner {
+            Inner::Udp(s) => s.send(buf),
             #[cfg(unix)]
-            Socket::UnixDatagram(s) => s.send(buf),
+            Inner::UnixDatagram(s) => s.send(buf),
             _ => Err(self.wrong_kind("send", Need::Datagram)),
         }
     }
 
     pub(crate) fn recv_from(&mut self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        match self {
-            Socket::Udp(s) => crate::datagram::recv_from(s, buf),
+        match &mut self.inner {
+            Inner::Udp(s) => crate::datagram::recv_from(s, buf),
             _ => Err(self.wrong_kind("recv_from", Need::Udp)),
         }
     }
 
     pub(crate) fn send_to(&mut self, buf: &[u8], addr: SocketAddr) -> io::Result<usize> {
-        match self {
-            Socket::Udp(s) => s.send_to(buf, addr),
+        match &mut self.inner {
+            Inner::Udp(s) => s.send_to(buf, addr),
             _ => Err(self.wrong_kind("send_to", Need::Udp)),
         }
     }
 
     pub(crate) fn accept(&mut self) -> io::Result<Socket> {
-        match self {
-            Socket::TcpListener(s) => s.accept().map(|(s, _)| Socket::TcpStream(s)),
+        match &mut self.inner {
+            Inner::TcpListener(s) => s.accept().map(|(s, _)| Inner::TcpStream(s).into()),
             #[cfg(unix)]
-            Socket::UnixListener(s) => s.accept().map(|(s, _)| Socket::UnixStream(s)),
+            Inner::UnixListener(s) => s.accept().map(|(s, _)| Inner::UnixStream(s).into()),
             _ => Err(self.wrong_kind("accept", Need::Listener)),
         }
     }
 
-    pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
-        match self {
-            Socket::Udp(s) => s.peer_addr(),
-            Socket::TcpStream(s) => s.peer_addr(),
+    /// The peer address of a connected TCP stream or UDP socket.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a socket kind with no Internet peer;
+    /// `NotConnected` when there is none; the OS error otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::Socket;
+    ///
+    /// let peer = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    /// let socket = Socket::connect_udp(peer.local_addr()?)?;
+    /// assert_eq!(socket.peer_addr()?, peer.local_addr()?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        match &self.inner {
+            Inner::Udp(s) => s.peer_addr(),
+            Inner::TcpStream(s) => s.peer_addr(),
             _ => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("a {} has no Internet peer address", self.kind()),
@@ -230,47 +270,23 @@ impl Socket {
         }
     }
 
-    fn source(&mut self) -> &mut dyn Source {
-        match self {
-            Socket::Udp(s) => s,
-            Socket::TcpListener(s) => s,
-            Socket::TcpStream(s) => s,
+    pub(crate) fn source(&mut self) -> &mut dyn Source {
+        match &mut self.inner {
+            Inner::Udp(s) => s,
+            Inner::TcpListener(s) => s,
+            Inner::TcpStream(s) => s,
             #[cfg(unix)]
-            Socket::UnixListener(s) => s,
+            Inner::UnixListener(s) => s,
             #[cfg(unix)]
-            Socket::UnixStream(s) => s,
+            Inner::UnixStream(s) => s,
             #[cfg(unix)]
-            Socket::UnixDatagram(s) => s,
+            Inner::UnixDatagram(s) => s,
         }
     }
 }
 
-impl Source for Socket {
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: MioToken,
-        interests: MioInterest,
-    ) -> io::Result<()> {
-        self.source().register(registry, token, interests)
-    }
-
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: MioToken,
-        interests: MioInterest,
-    ) -> io::Result<()> {
-        self.source().reregister(registry, token, interests)
-    }
-
-    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        self.source().deregister(registry)
-    }
-}
-
-/// A socket the table can adopt: mio's sockets as they are, the standard
-/// library's after switching them to non-blocking mode.
+/// A socket the table can adopt: the standard library's sockets, switched
+/// to non-blocking mode, and a [`Socket`] made by its constructors.
 ///
 /// # Examples
 ///
@@ -300,16 +316,10 @@ impl IntoSocket for Socket {
 
 macro_rules! into_socket {
     ($variant:ident, $mio:ty, $std:ty) => {
-        impl IntoSocket for $mio {
-            fn into_socket(self) -> io::Result<Socket> {
-                Ok(Socket::$variant(self))
-            }
-        }
-
         impl IntoSocket for $std {
             fn into_socket(self) -> io::Result<Socket> {
                 self.set_nonblocking(true)?;
-                Ok(Socket::$variant(<$mio>::from_std(self)))
+                Ok(Inner::$variant(<$mio>::from_std(self)).into())
             }
         }
     };
@@ -336,6 +346,51 @@ into_socket!(
     mio::net::UnixDatagram,
     std::os::unix::net::UnixDatagram
 );
+
+/// The descriptor of the socket, for socket options and queries (with
+/// `socket2::SockRef`, say). I/O on it bypasses the table's bookkeeping.
+#[cfg(unix)]
+impl AsFd for Socket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match &self.inner {
+            Inner::Udp(s) => s.as_fd(),
+            Inner::TcpListener(s) => s.as_fd(),
+            Inner::TcpStream(s) => s.as_fd(),
+            Inner::UnixListener(s) => s.as_fd(),
+            Inner::UnixStream(s) => s.as_fd(),
+            Inner::UnixDatagram(s) => s.as_fd(),
+        }
+    }
+}
+
+/// As [`AsFd`].
+#[cfg(unix)]
+impl AsRawFd for Socket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.as_fd().as_raw_fd()
+    }
+}
+
+/// The socket handle, for socket options and queries (with
+/// `socket2::SockRef`, say). I/O on it bypasses the table's bookkeeping.
+#[cfg(windows)]
+impl AsSocket for Socket {
+    fn as_socket(&self) -> BorrowedSocket<'_> {
+        match &self.inner {
+            Inner::Udp(s) => s.as_socket(),
+            Inner::TcpListener(s) => s.as_socket(),
+            Inner::TcpStream(s) => s.as_socket(),
+        }
+    }
+}
+
+/// As [`AsSocket`].
+#[cfg(windows)]
+impl AsRawSocket for Socket {
+    fn as_raw_socket(&self) -> RawSocket {
+        self.as_socket().as_raw_socket()
+    }
+}
 
 /// Stream writes that never raise SIGPIPE: a write to a closed peer must be
 /// an `EPIPE` error, even in a process that restored SIGPIPE's default

@@ -11,7 +11,10 @@ use std::collections::BinaryHeap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use log::trace;
 use slab::Slab;
+
+use crate::Sockets;
 
 /// Names one timer in a [`Sockets`](crate::Sockets) table; carried by
 /// [`Event::Timer`](crate::Event::Timer).
@@ -165,11 +168,15 @@ impl Timers {
                 Some(period) => {
                     // From the previous deadline, not from now: no drift.
                     // Periods missed while the loop was busy are skipped.
-                    let mut next = timer.deadline + period;
+                    let mut next = after(timer.deadline, period);
                     if next <= now {
                         let behind = now.duration_since(timer.deadline).as_nanos();
                         let periods = behind / period.as_nanos().max(1) + 1;
-                        next = timer.deadline + period * u32::try_from(periods).unwrap_or(u32::MAX);
+                        let skip = u32::try_from(periods)
+                            .ok()
+                            .and_then(|n| period.checked_mul(n))
+                            .unwrap_or(Duration::MAX);
+                        next = after(timer.deadline, skip);
                     }
                     timer.deadline = next;
                     self.push(next, key, generation);
@@ -187,6 +194,110 @@ impl Timers {
     pub(crate) fn heap_len(&self) -> usize {
         self.heap.len()
     }
+}
+
+impl<D> Sockets<D> {
+    /// Schedules a one-shot timer that fires [`Event::Timer`] once, no
+    /// sooner than `delay` from now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::{Event, Events, Sockets};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let mut sockets = Sockets::new()?;
+    /// let start = Instant::now();
+    /// let timer = sockets.timer_after(Duration::from_millis(20));
+    /// let mut events = Events::with_capacity(8);
+    /// while !events.iter().any(|e| e == Event::Timer(timer)) {
+    ///     sockets.poll(&mut events, None)?; // the timer bounds the wait
+    /// }
+    /// assert!(start.elapsed() >= Duration::from_millis(20));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn timer_after(&mut self, delay: Duration) -> TimerId {
+        self.timer_at(after(Instant::now(), delay))
+    }
+
+    /// Schedules a one-shot timer for `deadline`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let mut sockets = sockmux_core::Sockets::new()?;
+    /// let id = sockets.timer_at(Instant::now() + Duration::from_secs(10));
+    /// assert!(sockets.cancel_timer(id));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn timer_at(&mut self, deadline: Instant) -> TimerId {
+        let id = self.timers.insert(deadline, None);
+        trace!("{id} at {deadline:?}");
+        id
+    }
+
+    /// Schedules a periodic timer: it fires every `period`, first one
+    /// `period` from now. Each deadline is the previous deadline plus the
+    /// period, so it does not drift; periods missed while the loop was busy
+    /// are skipped, not fired in a burst.
+    ///
+    /// # Panics
+    ///
+    /// If `period` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::{Event, Events, Sockets};
+    /// use std::time::Duration;
+    ///
+    /// let mut sockets = Sockets::new()?;
+    /// let tick = sockets.timer_every(Duration::from_millis(5));
+    /// let mut events = Events::with_capacity(8);
+    /// let mut ticks = 0;
+    /// while ticks < 3 {
+    ///     sockets.poll(&mut events, None)?;
+    ///     ticks += events.iter().filter(|&e| e == Event::Timer(tick)).count();
+    /// }
+    /// sockets.cancel_timer(tick);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn timer_every(&mut self, period: Duration) -> TimerId {
+        assert!(
+            !period.is_zero(),
+            "a periodic timer needs a non-zero period"
+        );
+        self.timers
+            .insert(after(Instant::now(), period), Some(period))
+    }
+
+    /// Cancels a timer; returns whether it was still pending (false for a
+    /// one-shot timer that already fired, or a timer already cancelled).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut sockets = sockmux_core::Sockets::new()?;
+    /// let id = sockets.timer_after(Duration::from_secs(1));
+    /// assert!(sockets.cancel_timer(id));
+    /// assert!(!sockets.cancel_timer(id));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn cancel_timer(&mut self, id: TimerId) -> bool {
+        let cancelled = self.timers.cancel(id);
+        trace!("{id} cancelled: {cancelled}");
+        cancelled
+    }
+}
+
+/// `t + d`; a `d` too long to add to an instant (`Duration::MAX`, as
+/// "never") is a century.
+pub(crate) fn after(t: Instant, d: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    t.checked_add(d)
+        .unwrap_or_else(|| t.checked_add(CENTURY).unwrap_or(t))
 }
 
 #[cfg(test)]

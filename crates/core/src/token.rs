@@ -1,6 +1,7 @@
 use std::fmt;
 
-/// Names one socket (or timer) in a [`Sockets`](crate::Sockets) table.
+/// Names one socket in a [`Table`](crate::Table) (timers have a
+/// [`TimerId`](crate::TimerId)).
 ///
 /// A token is a slab key plus a generation. Removing a socket bumps the
 /// generation of its slot, so a token kept after `remove` — by the user, or

@@ -3,6 +3,9 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 
+use crate::poll::WAKE_KEY;
+use crate::Sockets;
+
 /// Wakes a [`Sockets`](crate::Sockets) loop from any thread: the loop's next
 /// (or current) poll returns with [`Event::Wake`](crate::Event::Wake).
 ///
@@ -287,6 +290,74 @@ impl<T> Receiver<T> {
             }
             other => other,
         }
+    }
+}
+
+impl<D> Sockets<D> {
+    /// A handle that wakes this loop from any thread (see [`Waker`]). Every
+    /// call returns a clone of the one waker of the loop.
+    ///
+    /// # Errors
+    ///
+    /// The OS error from creating the waker (first call only).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut sockets = sockmux_core::Sockets::new()?;
+    /// let waker = sockets.waker()?;
+    /// std::thread::spawn(move || waker.wake()).join().unwrap()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn waker(&mut self) -> io::Result<Waker> {
+        if let Some(waker) = &self.waker {
+            return Ok(waker.clone());
+        }
+        let inner = mio::Waker::new(self.selector.registry(), mio::Token(WAKE_KEY))?;
+        let waker = Waker::new(std::sync::Arc::new(inner));
+        self.waker = Some(waker.clone());
+        Ok(waker)
+    }
+
+    /// An unbounded channel into the loop: each send wakes the loop with
+    /// [`Event::Wake`]; on it, drain the [`Receiver`].
+    ///
+    /// # Errors
+    ///
+    /// The OS error from creating the loop's waker.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut sockets = sockmux_core::Sockets::new()?;
+    /// let (tx, rx) = sockets.channel()?;
+    /// tx.send(1u8)?;
+    /// assert_eq!(rx.try_recv(), Ok(1));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn channel<T>(&mut self) -> io::Result<(Sender<T>, Receiver<T>)> {
+        Ok(channel(self.waker()?, None))
+    }
+
+    /// A bounded channel into the loop: [`Sender::send`] blocks while
+    /// `bound` messages wait (backpressure), [`Sender::try_send`] hands the
+    /// message back.
+    ///
+    /// # Errors
+    ///
+    /// The OS error from creating the loop's waker.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut sockets = sockmux_core::Sockets::new()?;
+    /// let (tx, rx) = sockets.sync_channel(2)?;
+    /// tx.send('a')?;
+    /// assert_eq!(rx.try_recv(), Ok('a'));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn sync_channel<T>(&mut self, bound: usize) -> io::Result<(Sender<T>, Receiver<T>)> {
+        Ok(channel(self.waker()?, Some(bound)))
     }
 }
 

@@ -1,12 +1,16 @@
+//! [`Context`]: what a handler gets besides its event.
+
 use std::fmt;
+use std::io;
 use std::time::{Duration, Instant};
 
-use sockmux_core::{TimerId, Token};
+use sockmux_core::{Event, Receiver, Sender, Signal, TimerId, Token, Waker};
 
-use crate::Table;
+use crate::Registry;
 
 /// What a handler gets besides its event: the shared state, the socket
-/// table, its own token, timers and the loop's stop controls.
+/// table, its own token, its timers, wake-ups and signals, and the loop's
+/// stop controls.
 ///
 /// The two public fields are separate borrows, so a handler can hold the
 /// state and do I/O at the same time — say, walk a list of peers kept in
@@ -52,7 +56,7 @@ pub struct Context<'a, S> {
     pub state: &'a mut S,
     /// The socket table: I/O on this socket and any other, registration,
     /// removal.
-    pub sockets: Table<'a, S>,
+    pub sockets: Registry<'a, S>,
     pub(crate) token: Token,
 }
 
@@ -137,7 +141,7 @@ impl<S> Context<'_, S> {
     pub fn stop_gracefully(&mut self, grace: Duration) {
         let core = &mut *self.sockets.core;
         if core.stopping.is_none() {
-            core.stop_gracefully = Some(core.stop_gracefully.map_or(grace, |g| g.min(grace)));
+            core.stop_requested = Some(core.stop_requested.map_or(grace, |g| g.min(grace)));
         }
     }
 
@@ -260,5 +264,185 @@ impl<S> Context<'_, S> {
     pub fn cancel_timer(&mut self, id: TimerId) -> bool {
         self.sockets.core.disown_timer(id);
         self.sockets.core.sockets.cancel_timer(id)
+    }
+
+    /// The loop's waker (see [`Waker`]), with this responder subscribed to
+    /// its wake-ups: each [`Waker::wake`], from any thread, reaches this
+    /// responder's [`ready`](crate::Responder::ready) as [`Event::Wake`].
+    /// Wake-ups coalesce, and every subscriber gets each one: treat it as
+    /// "something may have changed, look".
+    ///
+    /// # Errors
+    ///
+    /// The OS error from creating the loop's waker (first use only).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::Event;
+    /// use sockmux_responder::{Action, Context, Dispatcher, Responder};
+    ///
+    /// /// Waits for a worker thread to say it is done.
+    /// struct Waiter;
+    ///
+    /// impl Responder<bool> for Waiter {
+    ///     fn registered(&mut self, cx: &mut Context<'_, bool>) -> Action {
+    ///         let waker = cx.waker().expect("a waker");
+    ///         std::thread::spawn(move || waker.wake().unwrap());
+    ///         Action::Continue
+    ///     }
+    ///
+    ///     fn ready(&mut self, event: Event, cx: &mut Context<'_, bool>) -> Action {
+    ///         if event == Event::Wake {
+    ///             *cx.state = true;
+    ///             cx.stop();
+    ///         }
+    ///         Action::Continue
+    ///     }
+    /// }
+    ///
+    /// let mut dispatcher = Dispatcher::new(false)?;
+    /// dispatcher.sockets().bind_udp("127.0.0.1:0", Waiter)?;
+    /// dispatcher.run_for(std::time::Duration::from_secs(10))?;
+    /// assert!(*dispatcher.state());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn waker(&mut self) -> io::Result<Waker> {
+        let waker = self.sockets.core.sockets.waker()?;
+        self.sockets.core.subscribe(self.token, Event::Wake);
+        Ok(waker)
+    }
+
+    /// An unbounded channel into the loop, for this responder: each send,
+    /// from any thread, wakes the loop, and this responder's
+    /// [`ready`](crate::Responder::ready) gets [`Event::Wake`], on which it
+    /// drains the [`Receiver`] it keeps.
+    ///
+    /// # Errors
+    ///
+    /// The OS error from creating the loop's waker (first use only).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::{Event, Receiver};
+    /// use sockmux_responder::{Action, Context, Dispatcher, Responder};
+    /// use std::time::Duration;
+    ///
+    /// /// Collects what a worker thread sends.
+    /// struct Collector(Option<Receiver<u32>>);
+    ///
+    /// impl Responder<Vec<u32>> for Collector {
+    ///     fn registered(&mut self, cx: &mut Context<'_, Vec<u32>>) -> Action {
+    ///         let (tx, rx) = cx.channel().expect("a waker");
+    ///         self.0 = Some(rx);
+    ///         std::thread::spawn(move || (0..3).for_each(|n| tx.send(n).unwrap()));
+    ///         Action::Continue
+    ///     }
+    ///
+    ///     fn ready(&mut self, event: Event, cx: &mut Context<'_, Vec<u32>>) -> Action {
+    ///         if event == Event::Wake {
+    ///             let rx = self.0.as_ref().expect("made in registered");
+    ///             cx.state.extend(rx.try_iter());
+    ///             if cx.state.len() == 3 {
+    ///                 cx.stop();
+    ///             }
+    ///         }
+    ///         Action::Continue
+    ///     }
+    /// }
+    ///
+    /// let mut dispatcher = Dispatcher::new(Vec::new())?;
+    /// dispatcher.sockets().bind_udp("127.0.0.1:0", Collector(None))?;
+    /// dispatcher.run_for(Duration::from_secs(10))?;
+    /// assert_eq!(dispatcher.state(), &[0, 1, 2]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn channel<T>(&mut self) -> io::Result<(Sender<T>, Receiver<T>)> {
+        let pair = self.sockets.core.sockets.channel()?;
+        self.sockets.core.subscribe(self.token, Event::Wake);
+        Ok(pair)
+    }
+
+    /// A bounded channel into the loop, for this responder: as
+    /// [`channel`](Context::channel), and [`Sender::send`] blocks while
+    /// `bound` messages wait.
+    ///
+    /// # Errors
+    ///
+    /// The OS error from creating the loop's waker (first use only).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::Event;
+    /// use sockmux_responder::{Action, Context, Dispatcher};
+    ///
+    /// let mut dispatcher = Dispatcher::new(None)?;
+    /// let mut sockets = dispatcher.sockets();
+    /// let t = sockets.bind_udp("127.0.0.1:0", |_: Event, cx: &mut Context<'_, Option<char>>| {
+    ///     let (tx, rx) = cx.sync_channel(1).expect("a waker");
+    ///     tx.try_send('a').unwrap();
+    ///     assert!(tx.try_send('b').is_err(), "full: 'b' is handed back");
+    ///     *cx.state = rx.try_recv().ok();
+    ///     cx.stop();
+    ///     Action::Close
+    /// })?;
+    /// sockets.set_interest(t, sockmux_core::Interest::WRITABLE)?; // called at once
+    /// dispatcher.run_for(std::time::Duration::from_secs(10))?;
+    /// assert_eq!(*dispatcher.state(), Some('a'));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn sync_channel<T>(&mut self, bound: usize) -> io::Result<(Sender<T>, Receiver<T>)> {
+        let pair = self.sockets.core.sockets.sync_channel(bound)?;
+        self.sockets.core.subscribe(self.token, Event::Wake);
+        Ok(pair)
+    }
+
+    /// Delivers the given process signals to this responder's
+    /// [`ready`](crate::Responder::ready) as [`Event::Signal`], instead of
+    /// their default action (see
+    /// [`Sockets::watch_signals`](sockmux_core::Sockets::watch_signals)).
+    /// To stop the loop on a signal, see
+    /// [`Dispatcher::stop_on_signals`](crate::Dispatcher::stop_on_signals).
+    ///
+    /// # Errors
+    ///
+    /// The OS error from installing the handler.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::{Event, Signal};
+    /// use sockmux_responder::{Action, Context, Dispatcher, Responder};
+    ///
+    /// /// Reloads its configuration on SIGHUP.
+    /// struct Reloader;
+    ///
+    /// impl Responder<u32> for Reloader {
+    ///     fn registered(&mut self, cx: &mut Context<'_, u32>) -> Action {
+    ///         cx.watch_signals(&[Signal::Hangup]).expect("a handler");
+    ///         Action::Continue
+    ///     }
+    ///
+    ///     fn ready(&mut self, event: Event, cx: &mut Context<'_, u32>) -> Action {
+    ///         if event == Event::Signal(Signal::Hangup) {
+    ///             *cx.state += 1; // reload
+    ///         }
+    ///         Action::Continue
+    ///     }
+    /// }
+    ///
+    /// let mut dispatcher = Dispatcher::new(0)?;
+    /// dispatcher.sockets().bind_udp("127.0.0.1:0", Reloader)?;
+    /// dispatcher.turn(Some(std::time::Duration::ZERO))?; // runs `registered`
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn watch_signals(&mut self, signals: &[Signal]) -> io::Result<()> {
+        self.sockets.core.sockets.watch_signals(signals)?;
+        for &signal in signals {
+            self.sockets.core.subscribe(self.token, Event::Signal(signal));
+        }
+        Ok(())
     }
 }

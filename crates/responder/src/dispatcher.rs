@@ -1,14 +1,23 @@
-use std::any::Any;
+//! [`Dispatcher`]: the loop that hands each event to its responder. Its
+//! private state and the engine that calls responders are in
+//! `dispatcher/state.rs`.
+
 use std::fmt;
 use std::io;
-use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use log::{debug, error, trace, warn};
+use log::{debug, trace, warn};
 use sockmux_core::{Event, Events, Signal, Sockets, Token};
 
-use crate::table::{Core, Slot};
-use crate::{Action, Context, Responder, Table};
+mod state;
+
+pub use state::Slot;
+pub(crate) use state::LoopState;
+use state::{call, call_subscribers, run_hooks, run_queued_work, start_graceful_stop};
+
+#[cfg(doc)]
+use crate::{Context, Responder};
+use crate::Registry;
 
 /// Default size of the event buffer: events handled per turn at most.
 const DEFAULT_EVENTS: usize = 1024;
@@ -33,7 +42,10 @@ const DEFAULT_EVENTS: usize = 1024;
 ///   Dropping the dispatcher drops the remaining responders and closes
 ///   their sockets without calling any hook.
 /// * A panicking responder is logged and closed; the rest go on.
-/// * `Wake` events are not dispatched (no responder owns the waker).
+/// * `Wake` and `Signal` events go to the responders that asked for them
+///   ([`Context::channel`], [`Context::waker`],
+///   [`Context::watch_signals`]), as `ready(Event::Wake)` or
+///   `ready(Event::Signal(_))`.
 ///
 /// # Examples
 ///
@@ -92,7 +104,7 @@ const DEFAULT_EVENTS: usize = 1024;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Dispatcher<S> {
-    core: Core<S>,
+    core: LoopState<S>,
     state: S,
     events: Events,
     /// Signals that begin a graceful stop, with its grace.
@@ -145,7 +157,7 @@ impl<S> Dispatcher<S> {
     /// ```
     pub fn with_event_capacity(state: S, capacity: usize) -> io::Result<Dispatcher<S>> {
         Ok(Dispatcher {
-            core: Core::new(Sockets::<Slot<S>>::with_capacity(0)?),
+            core: LoopState::new(Sockets::<Slot<S>>::with_capacity(0)?),
             state,
             events: Events::with_capacity(capacity),
             stop_signals: Vec::new(),
@@ -211,8 +223,8 @@ impl<S> Dispatcher<S> {
     /// assert!(dispatcher.sockets().contains(t));
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn sockets(&mut self) -> Table<'_, S> {
-        Table {
+    pub fn sockets(&mut self) -> Registry<'_, S> {
+        Registry {
             core: &mut self.core,
         }
     }
@@ -250,7 +262,7 @@ impl<S> Dispatcher<S> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn turn(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
-        self.settle();
+        self.run_queued_work();
         let timeout = match self.core.stopping {
             Some(deadline) => {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -282,21 +294,25 @@ impl<S> Dispatcher<S> {
                         dispatched += 1;
                     }
                 }
-                Event::Signal(signal) if self.stop_signals.contains(&signal) => {
-                    match core.stopping {
-                        None => {
-                            debug!("{signal:?}: stopping gracefully");
-                            core.stop_gracefully = Some(self.signal_grace);
-                        }
-                        Some(_) => {
-                            warn!("{signal:?} again while stopping: closing everything now");
-                            core.stopping = Some(Instant::now());
+                Event::Wake => dispatched += call_subscribers(core, state, event),
+                Event::Signal(signal) => {
+                    if self.stop_signals.contains(&signal) {
+                        match core.stopping {
+                            None => {
+                                debug!("{signal:?}: stopping gracefully");
+                                core.stop_requested = Some(self.signal_grace);
+                            }
+                            Some(_) => {
+                                warn!("{signal:?} again while stopping: closing everything now");
+                                core.stopping = Some(Instant::now());
+                            }
                         }
                     }
+                    dispatched += call_subscribers(core, state, event);
                 }
                 other => trace!("{other:?}: not dispatched"),
             }
-            settle_all(core, state);
+            run_queued_work(core, state);
         }
         if let Some(deadline) = self.core.stopping {
             if Instant::now() >= deadline {
@@ -362,13 +378,14 @@ impl<S> Dispatcher<S> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn run_for(&mut self, duration: Duration) -> io::Result<()> {
-        self.run_until(Some(Instant::now() + duration))
+        // A duration too long to add to an instant is "no limit".
+        self.run_until(Instant::now().checked_add(duration))
     }
 
     fn run_until(&mut self, deadline: Option<Instant>) -> io::Result<()> {
         self.core.stop = false;
         loop {
-            self.settle();
+            self.run_queued_work();
             if self.core.stop || self.core.sockets.is_empty() {
                 return Ok(());
             }
@@ -410,12 +427,12 @@ impl<S> Dispatcher<S> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn stop_gracefully(&mut self, grace: Duration) -> io::Result<()> {
-        self.settle();
-        self.begin_stop(grace);
+        self.run_queued_work();
+        start_graceful_stop(&mut self.core, &mut self.state, grace);
         while !self.core.sockets.is_empty() {
             self.turn(None)?;
         }
-        self.settle();
+        self.run_queued_work();
         self.core.stopping = None;
         Ok(())
     }
@@ -445,12 +462,10 @@ impl<S> Dispatcher<S> {
         Ok(())
     }
 
-    fn settle(&mut self) {
-        settle_all(&mut self.core, &mut self.state);
-    }
-
-    fn begin_stop(&mut self, grace: Duration) {
-        begin_stop(&mut self.core, &mut self.state, grace);
+    /// Runs the hooks and the graceful stop that calls or registrations
+    /// since the last event queued.
+    fn run_queued_work(&mut self) {
+        run_queued_work(&mut self.core, &mut self.state);
     }
 
     fn close_all(&mut self) {
@@ -464,137 +479,6 @@ impl<S> Dispatcher<S> {
         for token in tokens {
             let _ = self.core.remove(token);
         }
-        settle(&mut self.core, &mut self.state);
-    }
-}
-
-/// Calls the responder of `token` with a context; applies the action it
-/// returns, or closes the socket if it panicked. Returns false (and calls
-/// nothing) for a token no longer in the table.
-fn call<S>(
-    core: &mut Core<S>,
-    state: &mut S,
-    token: Token,
-    f: impl FnOnce(&mut dyn Responder<S>, &mut Context<'_, S>) -> Action,
-) -> bool {
-    let Ok(slot) = core.sockets.data_mut(token) else {
-        return false;
-    };
-    let Some(mut responder) = slot.responder.take() else {
-        // Only the responder being called has no box in its slot, and calls
-        // never nest.
-        debug!("{token}: no responder attached");
-        return false;
-    };
-    let result = panic::catch_unwind(AssertUnwindSafe(|| {
-        let mut cx = Context {
-            state,
-            sockets: Table { core: &mut *core },
-            token,
-        };
-        f(&mut *responder, &mut cx)
-    }));
-    match result {
-        Ok(action) => match core.sockets.data_mut(token) {
-            Ok(slot) => {
-                slot.responder = Some(responder);
-                if action == Action::Close {
-                    trace!("{token}: closed by its responder");
-                    let _ = core.remove(token);
-                }
-            }
-            // It removed its own socket during the call.
-            Err(_) => core.closing.push_back((token, responder)),
-        },
-        Err(payload) => {
-            error!(
-                "{token}: responder panicked: {}; closing its socket",
-                panic_message(&*payload)
-            );
-            // The slot holds no responder now, so `remove` queues nothing.
-            let _ = core.remove(token);
-            core.closing.push_back((token, responder));
-        }
-    }
-    true
-}
-
-/// Runs the hooks queued by the last call (closed, registered), and a
-/// graceful stop asked for from inside a handler.
-#[inline(always)]
-fn settle_all<S>(core: &mut Core<S>, state: &mut S) {
-    // The common case, after nearly every event: nothing to run, and no
-    // call made to find that out.
-    if !(core.closing.is_empty() && core.registered.is_empty() && core.stop_gracefully.is_none()) {
-        settle_all_queued(core, state);
-    }
-}
-
-#[inline(never)]
-fn settle_all_queued<S>(core: &mut Core<S>, state: &mut S) {
-    loop {
-        settle(core, state);
-        match core.stop_gracefully.take() {
-            Some(grace) => begin_stop(core, state, grace),
-            None => return,
-        }
-    }
-}
-
-fn begin_stop<S>(core: &mut Core<S>, state: &mut S, grace: Duration) {
-    if core.stopping.is_some() {
-        return;
-    }
-    debug!(
-        "stopping gracefully within {grace:?}: {} sockets",
-        core.sockets.len()
-    );
-    core.stopping = Some(Instant::now() + grace);
-    let tokens: Vec<Token> = core.sockets.tokens().collect();
-    for token in tokens {
-        call(core, state, token, |r, cx| r.stop(cx));
-        settle(core, state);
-    }
-}
-
-/// Runs queued `closed` and `registered` hooks until none is left (hooks
-/// may queue more).
-fn settle<S>(core: &mut Core<S>, state: &mut S) {
-    loop {
-        if let Some((token, responder)) = core.closing.pop_front() {
-            let result = panic::catch_unwind(AssertUnwindSafe(|| {
-                let mut responder = responder;
-                let mut cx = Context {
-                    state: &mut *state,
-                    sockets: Table { core: &mut *core },
-                    token,
-                };
-                responder.closed(&mut cx);
-                drop(responder);
-            }));
-            if let Err(payload) = result {
-                error!(
-                    "{token}: responder panicked while closing: {}",
-                    panic_message(&*payload)
-                );
-            }
-        } else if let Some(token) = core.registered.pop_front() {
-            call(core, state, token, |r, cx| r.registered(cx));
-            if core.stopping.is_some() {
-                call(core, state, token, |r, cx| r.stop(cx));
-            }
-        } else {
-            return;
-        }
-    }
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        "a non-string payload"
+        run_hooks(&mut self.core, &mut self.state);
     }
 }

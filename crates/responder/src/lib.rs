@@ -61,13 +61,14 @@
 //! closed at a stop deadline, `debug!` for stops, `trace!` for dropped
 //! events.
 #![doc(test(attr(deny(warnings))))]
+#![forbid(unsafe_code)]
 
 mod context;
 mod dispatcher;
+mod registry;
 mod responder;
-mod table;
 
 pub use context::Context;
-pub use dispatcher::Dispatcher;
+pub use dispatcher::{Dispatcher, Slot};
+pub use registry::Registry;
 pub use responder::{Action, Responder};
-pub use table::Table;

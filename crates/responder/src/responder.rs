@@ -53,7 +53,7 @@ pub enum Action {
 ///   [`Context`] fires.
 /// * [`stop`](Responder::stop) once when a graceful stop begins.
 /// * [`closed`](Responder::closed) exactly once, after the socket left the
-///   table: by [`Action::Close`], by [`Table::remove`](crate::Table::remove)
+///   table: by [`Action::Close`], by [`Registry::remove`](crate::Registry::remove)
 ///   from any handler, by a panic, or at the end of a graceful stop.
 ///
 /// # Panics

@@ -1,0 +1,319 @@
+//! The dispatcher's private state and the engine that calls responders:
+//! one call per event, hooks queued by a call run after it, graceful stops.
+
+use std::any::Any;
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use log::{debug, error, trace};
+use sockmux_core::{Event, Sockets, TimerId, Token};
+
+use crate::{Action, Context, Registry, Responder};
+
+/// A responder, boxed: the dispatcher holds one per socket.
+pub(crate) type Boxed<S> = Box<dyn Responder<S>>;
+
+/// What the dispatcher keeps for each socket, as the core table's
+/// per-socket data: its responder and the timers it owns. Opaque: it
+/// appears only as the `D` of the [`Table`](sockmux_core::Table) that a
+/// [`Registry`] dereferences to.
+pub struct Slot<S> {
+    /// `None` only while the responder is being called (the dispatcher
+    /// holds it then), or for an instant between registration and attach.
+    pub(crate) responder: Option<Boxed<S>>,
+    /// Timers this responder owns, cancelled when it closes.
+    pub(crate) timers: Vec<TimerId>,
+}
+
+impl<S> Default for Slot<S> {
+    fn default() -> Self {
+        Slot {
+            responder: None,
+            timers: Vec::new(),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for Slot<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot")
+            .field("timers", &self.timers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who owns a timer.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Owner {
+    pub(crate) token: Token,
+    pub(crate) periodic: bool,
+}
+
+/// Everything of the dispatcher but the shared state and the event buffer:
+/// what a [`Registry`] and a [`Context`] reach into.
+pub(crate) struct LoopState<S> {
+    pub(crate) sockets: Sockets<Slot<S>>,
+    pub(crate) owners: HashMap<TimerId, Owner>,
+    /// Registered sockets whose `registered` hook has not run yet.
+    pub(crate) registered: VecDeque<Token>,
+    /// Removed responders whose `closed` hook has not run yet.
+    pub(crate) closing: VecDeque<(Token, Boxed<S>)>,
+    /// Sockets whose responders receive `Event::Wake` or an
+    /// `Event::Signal`, with the event each receives.
+    pub(crate) subscribers: Vec<(Token, Event)>,
+    /// `Context::stop` was called.
+    pub(crate) stop: bool,
+    /// A graceful stop was asked for from inside a handler, with its grace.
+    pub(crate) stop_requested: Option<Duration>,
+    /// The deadline of the graceful stop under way.
+    pub(crate) stopping: Option<Instant>,
+}
+
+impl<S> LoopState<S> {
+    pub(crate) fn new(sockets: Sockets<Slot<S>>) -> LoopState<S> {
+        LoopState {
+            sockets,
+            owners: HashMap::new(),
+            registered: VecDeque::new(),
+            closing: VecDeque::new(),
+            subscribers: Vec::new(),
+            stop: false,
+            stop_requested: None,
+            stopping: None,
+        }
+    }
+
+    /// Removes a socket: closes it, cancels its timers and queues its
+    /// responder's `closed` hook (unless the dispatcher holds the responder
+    /// because it is being called: the dispatcher queues it after the call).
+    pub(crate) fn remove(&mut self, token: Token) -> io::Result<()> {
+        let (socket, slot) = self.sockets.remove(token)?;
+        drop(socket);
+        for id in slot.timers {
+            self.sockets.cancel_timer(id);
+            self.owners.remove(&id);
+        }
+        if let Some(responder) = slot.responder {
+            self.closing.push_back((token, responder));
+        }
+        if !self.subscribers.is_empty() {
+            self.subscribers.retain(|&(t, _)| t != token);
+        }
+        Ok(())
+    }
+
+    /// Gives a socket just added to the table its responder; its
+    /// `registered` hook runs before its first event.
+    pub(crate) fn attach<R: Responder<S> + 'static>(
+        &mut self,
+        token: io::Result<Token>,
+        responder: R,
+    ) -> io::Result<Token> {
+        let token = token?;
+        self.sockets.data_mut(token)?.responder = Some(Box::new(responder));
+        self.registered.push_back(token);
+        Ok(token)
+    }
+
+    /// Records a new timer of `token`'s; a timer of a socket that is gone
+    /// is cancelled at once.
+    pub(crate) fn own_timer(&mut self, token: Token, id: TimerId, periodic: bool) -> TimerId {
+        match self.sockets.data_mut(token) {
+            Ok(slot) => {
+                slot.timers.push(id);
+                self.owners.insert(id, Owner { token, periodic });
+            }
+            Err(_) => {
+                debug!("{id} made by closed {token}: cancelled");
+                self.sockets.cancel_timer(id);
+            }
+        }
+        id
+    }
+
+    /// Forgets a timer (fired one-shot, or cancelled); returns its owner.
+    pub(crate) fn disown_timer(&mut self, id: TimerId) -> Option<Owner> {
+        let owner = self.owners.remove(&id)?;
+        if let Ok(slot) = self.sockets.data_mut(owner.token) {
+            slot.timers.retain(|&t| t != id);
+        }
+        Some(owner)
+    }
+
+    /// Subscribes `token`'s responder to `event` (once).
+    pub(crate) fn subscribe(&mut self, token: Token, event: Event) {
+        if !self.subscribers.contains(&(token, event)) {
+            self.subscribers.push((token, event));
+        }
+    }
+
+    /// Whether a hook or a graceful stop waits to be run.
+    #[inline(always)]
+    fn has_queued_work(&self) -> bool {
+        !(self.closing.is_empty() && self.registered.is_empty() && self.stop_requested.is_none())
+    }
+}
+
+/// Calls the responder of `token` with `f`, then applies the action it
+/// returns. False when the token is stale (its events are dropped).
+pub(crate) fn call<S>(
+    core: &mut LoopState<S>,
+    state: &mut S,
+    token: Token,
+    f: impl FnOnce(&mut dyn Responder<S>, &mut Context<'_, S>) -> Action,
+) -> bool {
+    let Ok(slot) = core.sockets.data_mut(token) else {
+        return false;
+    };
+    let Some(mut responder) = slot.responder.take() else {
+        // Only the responder being called has no box in its slot, and calls
+        // never nest.
+        debug!("{token}: no responder attached");
+        return false;
+    };
+    let result = panic::catch_unwind(AssertUnwindSafe(|| {
+        let mut cx = Context {
+            state,
+            sockets: Registry { core: &mut *core },
+            token,
+        };
+        f(&mut *responder, &mut cx)
+    }));
+    match result {
+        Ok(action) => match core.sockets.data_mut(token) {
+            Ok(slot) => {
+                slot.responder = Some(responder);
+                if action == Action::Close {
+                    trace!("{token}: closed by its responder");
+                    let _ = core.remove(token);
+                }
+            }
+            // It removed its own socket during the call.
+            Err(_) => core.closing.push_back((token, responder)),
+        },
+        Err(payload) => {
+            error!(
+                "{token}: responder panicked: {}; closing its socket",
+                panic_message(&*payload)
+            );
+            // The slot holds no responder now, so `remove` queues nothing.
+            let _ = core.remove(token);
+            core.closing.push_back((token, responder));
+        }
+    }
+    true
+}
+
+/// Calls the responder of every socket subscribed to `event` (a wake-up
+/// or a signal); forgets the subscriptions of sockets that are gone.
+/// Returns how many were called.
+pub(crate) fn call_subscribers<S>(core: &mut LoopState<S>, state: &mut S, event: Event) -> usize {
+    let mut called = 0;
+    let mut i = 0;
+    while let Some(&(token, wanted)) = core.subscribers.get(i) {
+        if wanted != event {
+            i += 1;
+            continue;
+        }
+        if call(core, state, token, |r, cx| r.ready(event, cx)) {
+            called += 1;
+            i += 1;
+        } else {
+            core.subscribers.swap_remove(i);
+        }
+        run_queued_work(core, state);
+    }
+    called
+}
+
+/// Runs what the last call queued (hooks, a graceful stop asked for). The
+/// common case, after nearly every event, is nothing to run, found without
+/// a call.
+#[inline(always)]
+pub(crate) fn run_queued_work<S>(core: &mut LoopState<S>, state: &mut S) {
+    if core.has_queued_work() {
+        run_hooks_and_stop_requests(core, state);
+    }
+}
+
+#[inline(never)]
+fn run_hooks_and_stop_requests<S>(core: &mut LoopState<S>, state: &mut S) {
+    loop {
+        run_hooks(core, state);
+        match core.stop_requested.take() {
+            Some(grace) => start_graceful_stop(core, state, grace),
+            None => return,
+        }
+    }
+}
+
+/// Starts a graceful stop (unless one is under way): sets its deadline and
+/// calls every responder's `stop` hook.
+pub(crate) fn start_graceful_stop<S>(core: &mut LoopState<S>, state: &mut S, grace: Duration) {
+    if core.stopping.is_some() {
+        return;
+    }
+    debug!(
+        "stopping gracefully within {grace:?}: {} sockets",
+        core.sockets.len()
+    );
+    core.stopping = Some(deadline_after(grace));
+    let tokens: Vec<Token> = core.sockets.tokens().collect();
+    for token in tokens {
+        call(core, state, token, |r, cx| r.stop(cx));
+        run_hooks(core, state);
+    }
+}
+
+/// Runs the queued `closed` hooks, then the `registered` hooks (and, during
+/// a graceful stop, the `stop` hook of each socket registered meanwhile),
+/// until none is left.
+pub(crate) fn run_hooks<S>(core: &mut LoopState<S>, state: &mut S) {
+    loop {
+        if let Some((token, responder)) = core.closing.pop_front() {
+            let result = panic::catch_unwind(AssertUnwindSafe(|| {
+                let mut responder = responder;
+                let mut cx = Context {
+                    state: &mut *state,
+                    sockets: Registry { core: &mut *core },
+                    token,
+                };
+                responder.closed(&mut cx);
+                drop(responder);
+            }));
+            if let Err(payload) = result {
+                error!(
+                    "{token}: responder panicked while closing: {}",
+                    panic_message(&*payload)
+                );
+            }
+        } else if let Some(token) = core.registered.pop_front() {
+            call(core, state, token, |r, cx| r.registered(cx));
+            if core.stopping.is_some() {
+                call(core, state, token, |r, cx| r.stop(cx));
+            }
+        } else {
+            return;
+        }
+    }
+}
+
+/// The deadline `grace` from now. A grace too long to add to an instant
+/// (`Duration::MAX`, as "take all the time needed") is a century.
+fn deadline_after(grace: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(grace.min(CENTURY)).unwrap_or(now)
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "a non-string payload"
+    }
+}
