@@ -43,7 +43,7 @@ pub enum Event {
     /// connection is established.
     Write(Token),
     /// The OS reported an error on the socket; fetch it with
-    /// [`Sockets::take_error`](crate::Sockets::take_error).
+    /// [`Table::take_error`](crate::Table::take_error).
     Error(Token),
     /// A timer fired (a periodic timer fires once per period).
     Timer(TimerId),

@@ -210,7 +210,7 @@ impl<D> Table<D> {
     /// An ICMP report about an earlier datagram (port unreachable) is not
     /// this call's failure: the table keeps it for
     /// [`take_error`](Table::take_error) and raises one
-    /// [`Event::Error`], and the socket stays usable. On Linux only a
+    /// [`Event::Error`](crate::Event::Error), and the socket stays usable. On Linux only a
     /// connected UDP socket learns of it, through the poll; Windows hands it
     /// to the next receive or send on any UDP socket, connected or not, and
     /// there the table takes it and makes the call again.
@@ -269,7 +269,7 @@ impl<D> Table<D> {
     ///
     /// On Windows, an ICMP report about an earlier datagram that surfaces
     /// here is taken as in [`recv`](Table::recv): kept, one
-    /// [`Event::Error`], and the send is made again.
+    /// [`Event::Error`](crate::Event::Error), and the send is made again.
     ///
     /// # Errors
     ///

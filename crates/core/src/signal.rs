@@ -51,7 +51,7 @@ impl Signal {
 }
 
 impl<D> Sockets<D> {
-    /// Delivers the given process signals as [`Event::Signal`] instead of
+    /// Delivers the given process signals as [`Event::Signal`](crate::Event::Signal) instead of
     /// their default action (which, for these, ends the process). Call again
     /// to add more. See [`Signal`] for what each platform raises.
     ///

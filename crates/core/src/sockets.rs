@@ -19,7 +19,7 @@ use crate::timer::Timers;
 use crate::{Interest, Socket, Table, Token, Waker};
 
 /// The socket table: sockets in a slab, named by generational [`Token`]s,
-/// whose OS readiness becomes [`Event`] values.
+/// whose OS readiness becomes [`Event`](crate::Event) values.
 ///
 /// `D` is per-socket user data (`()` by default), reached with
 /// [`data`](Sockets::data) and [`data_mut`](Sockets::data_mut).
@@ -304,7 +304,7 @@ impl<D: Default> Sockets<D> {
         self.add(Socket::connect_udp(addr)?)
     }
 
-    /// A listening TCP socket with the [`DEFAULT_BACKLOG`], interested in
+    /// A listening TCP socket with the [`DEFAULT_BACKLOG`](crate::DEFAULT_BACKLOG), interested in
     /// reads (a `Read` means a connection to [`accept`](Sockets::accept)).
     /// On Unix, `SO_REUSEADDR` is set so a restarted server can rebind at
     /// once; Windows needs no such option (and its `SO_REUSEADDR` means
@@ -352,7 +352,7 @@ impl<D: Default> Sockets<D> {
     /// Starts a TCP connection without blocking. Interest starts as
     /// [`Interest::BOTH`]: the first `Write` says the connection is
     /// established; a failed connect raises one `Error` (and no `Read` or
-    /// `Write`), whose cause [`take_error`](Sockets::take_error) hands back.
+    /// `Write`), whose cause [`take_error`](crate::Table::take_error) hands back.
     ///
     /// # Errors
     ///

@@ -17,7 +17,7 @@ use slab::Slab;
 use crate::Sockets;
 
 /// Names one timer in a [`Sockets`](crate::Sockets) table; carried by
-/// [`Event::Timer`](crate::Event::Timer).
+/// [`Event::Timer`](crate::Event::Timer)(crate::Event::Timer).
 ///
 /// Like [`Token`](crate::Token) it is generational: once a one-shot timer
 /// has fired or any timer was cancelled, its id is stale and never names a
@@ -197,7 +197,7 @@ impl Timers {
 }
 
 impl<D> Sockets<D> {
-    /// Schedules a one-shot timer that fires [`Event::Timer`] once, no
+    /// Schedules a one-shot timer that fires [`Event::Timer`](crate::Event::Timer) once, no
     /// sooner than `delay` from now.
     ///
     /// # Examples

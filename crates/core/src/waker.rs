@@ -7,7 +7,7 @@ use crate::poll::WAKE_KEY;
 use crate::Sockets;
 
 /// Wakes a [`Sockets`](crate::Sockets) loop from any thread: the loop's next
-/// (or current) poll returns with [`Event::Wake`](crate::Event::Wake).
+/// (or current) poll returns with [`Event::Wake`](crate::Event::Wake)(crate::Event::Wake).
 ///
 /// Cheap to clone; every clone shares the one mio waker of the loop. Wakes
 /// that arrive before the loop polls again coalesce into one event: treat
@@ -214,7 +214,7 @@ impl<T> Drop for Sender<T> {
 }
 
 /// The receiving end of a channel into the loop. On
-/// [`Event::Wake`](crate::Event::Wake), call [`try_recv`](Receiver::try_recv)
+/// [`Event::Wake`](crate::Event::Wake)(crate::Event::Wake), call [`try_recv`](Receiver::try_recv)
 /// until it answers [`TryRecvError::Empty`](std::sync::mpsc::TryRecvError).
 ///
 /// # Examples
@@ -320,7 +320,7 @@ impl<D> Sockets<D> {
     }
 
     /// An unbounded channel into the loop: each send wakes the loop with
-    /// [`Event::Wake`]; on it, drain the [`Receiver`].
+    /// [`Event::Wake`](crate::Event::Wake); on it, drain the [`Receiver`].
     ///
     /// # Errors
     ///
