@@ -280,7 +280,7 @@ impl Conn {
 
 impl Responder<Chat> for Conn {
     fn registered(&mut self, cx: &mut Context<'_, Chat>) -> Action {
-        let t = cx.token();
+        let t = cx.token;
         let name = match cx.sockets.peer_addr(t) {
             Ok(addr) => addr.to_string(),
             Err(_) => t.to_string(),
@@ -312,13 +312,13 @@ impl Responder<Chat> for Conn {
             _ => Ok(Action::Continue),
         };
         result.unwrap_or_else(|e| {
-            debug!("{}: {e}; closing", cx.token());
+            debug!("{}: {e}; closing", cx.token);
             Action::Close
         })
     }
 
     fn stop(&mut self, cx: &mut Context<'_, Chat>) -> Action {
-        let t = cx.token();
+        let t = cx.token;
         match cx.state.members.get_mut(&t) {
             Some(member) if member.pending() > 0 => {
                 member.closing = true;
@@ -330,8 +330,8 @@ impl Responder<Chat> for Conn {
     }
 
     fn closed(&mut self, cx: &mut Context<'_, Chat>) {
-        if let Some(member) = cx.state.members.remove(&cx.token()) {
-            debug!("{}: {} left", cx.token(), member.name);
+        if let Some(member) = cx.state.members.remove(&cx.token) {
+            debug!("{}: {} left", cx.token, member.name);
         }
     }
 }

@@ -345,9 +345,9 @@ impl Responder<Stats> for Conn {
             _ => Ok(()),
         };
         match result {
-            Ok(()) => self.next(cx.token(), cx),
+            Ok(()) => self.next(cx.token, cx),
             Err(e) => {
-                debug!("{}: {e}; closing", cx.token());
+                debug!("{}: {e}; closing", cx.token);
                 Action::Close
             }
         }
@@ -358,15 +358,15 @@ impl Responder<Stats> for Conn {
         if self.pending() > 0 {
             info!(
                 "{}: flushing {} bytes before closing",
-                cx.token(),
+                cx.token,
                 self.pending()
             );
         }
-        self.next(cx.token(), cx)
+        self.next(cx.token, cx)
     }
 
     fn closed(&mut self, cx: &mut Context<'_, Stats>) {
-        debug!("{}: closed", cx.token());
+        debug!("{}: closed", cx.token);
         // A descriptor came back: a listener paused for want of one tries
         // again now (its timer then finds nothing to do).
         if let Some(listener) = cx.state.paused_listener.take() {

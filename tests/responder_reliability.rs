@@ -225,7 +225,7 @@ struct Peer;
 
 impl Responder<Aba> for Peer {
     fn ready(&mut self, event: Event, cx: &mut Context<'_, Aba>) -> Action {
-        let me = cx.token();
+        let me = cx.token;
         if cx.state.victim == Some(me) {
             cx.state.leaked.push((me, event));
         }
@@ -248,7 +248,7 @@ impl Responder<Aba> for Peer {
     }
 
     fn closed(&mut self, cx: &mut Context<'_, Aba>) {
-        cx.state.closed.push(cx.token());
+        cx.state.closed.push(cx.token);
     }
 }
 
@@ -257,7 +257,7 @@ struct Newcomer;
 
 impl Responder<Aba> for Newcomer {
     fn ready(&mut self, event: Event, cx: &mut Context<'_, Aba>) -> Action {
-        cx.state.leaked.push((cx.token(), event));
+        cx.state.leaked.push((cx.token, event));
         Action::Continue
     }
 }

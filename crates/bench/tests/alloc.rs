@@ -107,7 +107,9 @@ fn connect() -> Pair {
     // Small echoes must not wait for delayed acknowledgements (Nagle).
     for t in [client, server.unwrap()] {
         let socket = sockets.socket(t).unwrap();
-        socket2::SockRef::from(socket).set_tcp_nodelay(true).unwrap();
+        socket2::SockRef::from(socket)
+            .set_tcp_nodelay(true)
+            .unwrap();
     }
     sockets.set_interest(client, Interest::READABLE).unwrap();
     sockets.set_interest(listener, Interest::NONE).unwrap();

@@ -109,7 +109,7 @@ impl<D> Sockets<D> {
     /// use sockmux_core::Sockets;
     ///
     /// let mut sockets = Sockets::<String>::with_capacity(16)?;
-    /// let t = sockets.insert(
+    /// let t = sockets.register(
     ///     std::net::UdpSocket::bind("127.0.0.1:0")?,
     ///     sockmux_core::Interest::READABLE,
     ///     "the server".to_string(),
@@ -158,12 +158,12 @@ impl<D> Sockets<D> {
     /// use sockmux_core::{Interest, Sockets};
     ///
     /// let mut sockets = Sockets::new()?;
-    /// let socket = mio::net::UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
-    /// let t = sockets.insert(socket, Interest::BOTH, ())?;
+    /// let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    /// let t = sockets.register(socket, Interest::BOTH, ())?;
     /// assert_eq!(sockets.interest(t)?, Interest::BOTH);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn insert<S: IntoSocket>(
+    pub fn register<S: IntoSocket>(
         &mut self,
         socket: S,
         interest: Interest,
@@ -214,7 +214,7 @@ impl<D> Sockets<D> {
     ///
     /// ```
     /// let mut sockets = sockmux_core::Sockets::<u32>::with_capacity(1)?;
-    /// let t = sockets.insert(std::net::UdpSocket::bind("127.0.0.1:0")?,
+    /// let t = sockets.register(std::net::UdpSocket::bind("127.0.0.1:0")?,
     ///     sockmux_core::Interest::READABLE, 7)?;
     /// assert_eq!(*sockets.data(t)?, 7);
     /// # Ok::<(), std::io::Error>(())
@@ -249,7 +249,7 @@ impl<D: Default> Sockets<D> {
     ///
     /// # Errors
     ///
-    /// As [`insert`](Sockets::insert).
+    /// As [`register`](Sockets::register).
     ///
     /// # Examples
     ///
@@ -260,7 +260,7 @@ impl<D: Default> Sockets<D> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn add<S: IntoSocket>(&mut self, socket: S) -> io::Result<Token> {
-        self.insert(socket, Interest::READABLE, D::default())
+        self.register(socket, Interest::READABLE, D::default())
     }
 
     /// Binds a UDP socket (the sketch's `bind_dgram`), interested in reads.
@@ -378,7 +378,7 @@ impl<D: Default> Sockets<D> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn connect_tcp(&mut self, addr: impl ToSocketAddrs) -> io::Result<Token> {
-        self.insert(Socket::connect_tcp(addr)?, Interest::BOTH, D::default())
+        self.register(Socket::connect_tcp(addr)?, Interest::BOTH, D::default())
     }
 
     /// Accepts one connection from a TCP or Unix listener and registers it,
@@ -407,7 +407,7 @@ impl<D: Default> Sockets<D> {
     /// ```
     pub fn accept(&mut self, token: Token) -> io::Result<Token> {
         let socket = self.table.accept_socket(token)?;
-        self.insert(socket, Interest::READABLE, D::default())
+        self.register(socket, Interest::READABLE, D::default())
     }
 }
 

@@ -91,7 +91,7 @@ impl<D> Entry<D> {
 /// # Examples
 ///
 /// ```
-/// use sockmux_core::{Interest, Sockets, Table, Token};
+/// use sockmux_core::{Sockets, Table, Token};
 ///
 /// // A helper that needs the sockets' I/O, not the loop.
 /// fn greet(table: &mut Table, t: Token) -> std::io::Result<usize> {

@@ -37,7 +37,7 @@ use crate::Registry;
 ///
 /// // A closure is a responder too: it counts its events and stops the loop.
 /// let counter = |event: Event, cx: &mut Context<'_, u32>| {
-///     assert_eq!(event, Event::Write(cx.token()));
+///     assert_eq!(event, Event::Write(cx.token));
 ///     *cx.state += 1;
 ///     cx.stop();
 ///     Action::Close
@@ -57,38 +57,27 @@ pub struct Context<'a, S> {
     /// The socket table: I/O on this socket and any other, registration,
     /// removal.
     pub sockets: Registry<'a, S>,
-    pub(crate) token: Token,
+    /// The token of the socket whose responder is being called. In the
+    /// [`closed`](crate::Responder::closed) hook it is already stale.
+    ///
+    /// A field, not a method, so that it can be passed to the table while
+    /// the table is borrowed: `cx.sockets.read(cx.token, &mut buf)`.
+    /// Changing it changes nothing but this field: the context's timers
+    /// and subscriptions stay this responder's.
+    pub token: Token,
+    /// The token the dispatcher called (what `token` was set to).
+    pub(crate) own: Token,
 }
 
 impl<S> fmt::Debug for Context<'_, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Context")
-            .field("token", &self.token)
+            .field("token", &self.own)
             .finish_non_exhaustive()
     }
 }
 
 impl<S> Context<'_, S> {
-    /// The token of the socket whose responder is being called. In the
-    /// [`closed`](crate::Responder::closed) hook it is already stale.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use sockmux_core::Event;
-    /// use sockmux_responder::{Action, Context};
-    ///
-    /// fn handler(event: Event, cx: &mut Context<'_, ()>) -> Action {
-    ///     assert_eq!(event.token(), Some(cx.token()));
-    ///     Action::Continue
-    /// }
-    /// # let _ = handler;
-    /// ```
-    #[must_use]
-    pub fn token(&self) -> Token {
-        self.token
-    }
-
     /// Stops the loop: [`Dispatcher::run`](crate::Dispatcher::run) returns
     /// once the current turn is over. Sockets stay open and registered; run
     /// again to go on.
@@ -181,7 +170,7 @@ impl<S> Context<'_, S> {
     /// ```
     pub fn timer_after(&mut self, delay: Duration) -> TimerId {
         let id = self.sockets.core.sockets.timer_after(delay);
-        self.sockets.core.own_timer(self.token, id, false)
+        self.sockets.core.own_timer(self.own, id, false)
     }
 
     /// A one-shot timer owned by this responder, for `deadline`.
@@ -201,7 +190,7 @@ impl<S> Context<'_, S> {
     /// ```
     pub fn timer_at(&mut self, deadline: Instant) -> TimerId {
         let id = self.sockets.core.sockets.timer_at(deadline);
-        self.sockets.core.own_timer(self.token, id, false)
+        self.sockets.core.own_timer(self.own, id, false)
     }
 
     /// A periodic timer owned by this responder: fires every `period`
@@ -241,7 +230,7 @@ impl<S> Context<'_, S> {
     /// ```
     pub fn timer_every(&mut self, period: Duration) -> TimerId {
         let id = self.sockets.core.sockets.timer_every(period);
-        self.sockets.core.own_timer(self.token, id, true)
+        self.sockets.core.own_timer(self.own, id, true)
     }
 
     /// Cancels a timer; returns whether it was still pending.
@@ -309,7 +298,7 @@ impl<S> Context<'_, S> {
     /// ```
     pub fn waker(&mut self) -> io::Result<Waker> {
         let waker = self.sockets.core.sockets.waker()?;
-        self.sockets.core.subscribe(self.token, Event::Wake);
+        self.sockets.core.subscribe(self.own, Event::Wake);
         Ok(waker)
     }
 
@@ -343,7 +332,9 @@ impl<S> Context<'_, S> {
     ///     fn ready(&mut self, event: Event, cx: &mut Context<'_, Vec<u32>>) -> Action {
     ///         if event == Event::Wake {
     ///             let rx = self.0.as_ref().expect("made in registered");
-    ///             cx.state.extend(rx.try_iter());
+    ///             while let Ok(n) = rx.try_recv() {
+    ///                 cx.state.push(n);
+    ///             }
     ///             if cx.state.len() == 3 {
     ///                 cx.stop();
     ///             }
@@ -360,7 +351,7 @@ impl<S> Context<'_, S> {
     /// ```
     pub fn channel<T>(&mut self) -> io::Result<(Sender<T>, Receiver<T>)> {
         let pair = self.sockets.core.sockets.channel()?;
-        self.sockets.core.subscribe(self.token, Event::Wake);
+        self.sockets.core.subscribe(self.own, Event::Wake);
         Ok(pair)
     }
 
@@ -395,7 +386,7 @@ impl<S> Context<'_, S> {
     /// ```
     pub fn sync_channel<T>(&mut self, bound: usize) -> io::Result<(Sender<T>, Receiver<T>)> {
         let pair = self.sockets.core.sockets.sync_channel(bound)?;
-        self.sockets.core.subscribe(self.token, Event::Wake);
+        self.sockets.core.subscribe(self.own, Event::Wake);
         Ok(pair)
     }
 
@@ -441,7 +432,7 @@ impl<S> Context<'_, S> {
     pub fn watch_signals(&mut self, signals: &[Signal]) -> io::Result<()> {
         self.sockets.core.sockets.watch_signals(signals)?;
         for &signal in signals {
-            self.sockets.core.subscribe(self.token, Event::Signal(signal));
+            self.sockets.core.subscribe(self.own, Event::Signal(signal));
         }
         Ok(())
     }

@@ -11,13 +11,13 @@ use sockmux_core::{Event, Events, Signal, Sockets, Token};
 
 mod state;
 
-pub use state::Slot;
 pub(crate) use state::LoopState;
+pub use state::Slot;
 use state::{call, call_subscribers, run_hooks, run_queued_work, start_graceful_stop};
 
+use crate::Registry;
 #[cfg(doc)]
 use crate::{Context, Responder};
-use crate::Registry;
 
 /// Default size of the event buffer: events handled per turn at most.
 const DEFAULT_EVENTS: usize = 1024;
@@ -53,7 +53,7 @@ const DEFAULT_EVENTS: usize = 1024;
 /// connection.
 ///
 /// ```
-/// use sockmux_core::{Event, Interest};
+/// use sockmux_core::Event;
 /// use sockmux_responder::{Action, Context, Dispatcher, Responder};
 /// use std::io::{ErrorKind, Read, Write};
 ///
@@ -62,23 +62,26 @@ const DEFAULT_EVENTS: usize = 1024;
 ///
 /// impl Responder<()> for Listener {
 ///     fn ready(&mut self, event: Event, cx: &mut Context<'_, ()>) -> Action {
-///         if let Event::Read(t) = event {
-///             while let Ok(socket) = cx.sockets.accept(t) {
-///                 cx.sockets.register(socket, Interest::READABLE, Conn).ok();
+///         let Event::Read(t) = event else { return Action::Continue };
+///         loop {
+///             match cx.sockets.accept(t, Conn) {
+///                 Ok(_) => {}
+///                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Action::Continue,
+///                 // Out of descriptors, say: pause, or the Read comes back at once.
+///                 Err(_) => return Action::Close,
 ///             }
 ///         }
-///         Action::Continue
 ///     }
 /// }
 ///
 /// impl Responder<()> for Conn {
 ///     fn ready(&mut self, _: Event, cx: &mut Context<'_, ()>) -> Action {
 ///         let mut buf = [0; 1024];
-///         match cx.sockets.read(cx.token(), &mut buf) {
+///         match cx.sockets.read(cx.token, &mut buf) {
 ///             Ok(0) => Action::Close, // the peer is done
 ///             Ok(n) => {
 ///                 // A short demo: a real server keeps what could not be written.
-///                 cx.sockets.write(cx.token(), &buf[..n]).ok();
+///                 cx.sockets.write(cx.token, &buf[..n]).ok();
 ///                 Action::Continue
 ///             }
 ///             Err(e) if e.kind() == ErrorKind::WouldBlock => Action::Continue,

@@ -33,7 +33,7 @@
 //! impl Responder<Shared> for Server {
 //!     fn ready(&mut self, _: Event, cx: &mut Context<'_, Shared>) -> Action {
 //!         let mut buf = [0; 64];
-//!         match cx.sockets.recv(cx.token(), &mut buf) {
+//!         match cx.sockets.recv(cx.token, &mut buf) {
 //!             Ok(n) => cx.state.received.push(String::from_utf8_lossy(&buf[..n]).into()),
 //!             Err(e) if e.kind() == ErrorKind::WouldBlock => {} // drained
 //!             Err(_) => return Action::Close,

@@ -74,7 +74,7 @@ impl<S> Registry<'_, S> {
     ///
     /// # Errors
     ///
-    /// As [`Sockets::insert`](sockmux_core::Sockets::insert): the OS error
+    /// As [`Sockets::register`](sockmux_core::Sockets::register): the OS error
     /// from registration; the socket and the responder are dropped (no hook
     /// runs).
     ///
@@ -97,7 +97,10 @@ impl<S> Registry<'_, S> {
         interest: Interest,
         responder: R,
     ) -> io::Result<Token> {
-        let token = self.core.sockets.insert(socket, interest, Slot::default());
+        let token = self
+            .core
+            .sockets
+            .register(socket, interest, Slot::default());
         self.core.attach(token, responder)
     }
 

@@ -154,7 +154,7 @@ pub trait Responder<S> {
     /// impl Responder<()> for Greeter {
     ///     fn registered(&mut self, cx: &mut Context<'_, ()>) -> Action {
     ///         // A new connection's send buffer is empty: this fits.
-    ///         match cx.sockets.write(cx.token(), b"hello\n") {
+    ///         match cx.sockets.write(cx.token, b"hello\n") {
     ///             Ok(_) => Action::Continue,
     ///             Err(_) => Action::Close,
     ///         }
@@ -222,7 +222,7 @@ pub trait Responder<S> {
     ///
     /// impl Responder<()> for Conn {
     ///     fn ready(&mut self, _: Event, cx: &mut Context<'_, ()>) -> Action {
-    ///         if let Ok(n) = cx.sockets.write(cx.token(), &self.queue) {
+    ///         if let Ok(n) = cx.sockets.write(cx.token, &self.queue) {
     ///             self.queue.drain(..n);
     ///         }
     ///         if self.stopping && self.queue.is_empty() { Action::Close } else { Action::Continue }
@@ -232,7 +232,7 @@ pub trait Responder<S> {
     ///             return Action::Close;
     ///         }
     ///         self.stopping = true;
-    ///         let _ = cx.sockets.set_interest(cx.token(), Interest::WRITABLE);
+    ///         let _ = cx.sockets.set_interest(cx.token, Interest::WRITABLE);
     ///         Action::Continue
     ///     }
     /// }
@@ -260,14 +260,14 @@ pub trait Responder<S> {
     ///
     /// impl Responder<HashSet<Token>> for Member {
     ///     fn registered(&mut self, cx: &mut Context<'_, HashSet<Token>>) -> Action {
-    ///         cx.state.insert(cx.token());
+    ///         cx.state.insert(cx.token);
     ///         Action::Continue
     ///     }
     ///     fn ready(&mut self, _: Event, _: &mut Context<'_, HashSet<Token>>) -> Action {
     ///         Action::Continue
     ///     }
     ///     fn closed(&mut self, cx: &mut Context<'_, HashSet<Token>>) {
-    ///         cx.state.remove(&cx.token());
+    ///         cx.state.remove(&cx.token);
     ///     }
     /// }
     /// # let _ = Member;

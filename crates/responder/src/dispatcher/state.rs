@@ -178,6 +178,7 @@ pub(crate) fn call<S>(
             state,
             sockets: Registry { core: &mut *core },
             token,
+            own: token,
         };
         f(&mut *responder, &mut cx)
     }));
@@ -279,6 +280,7 @@ pub(crate) fn run_hooks<S>(core: &mut LoopState<S>, state: &mut S) {
                     state: &mut *state,
                     sockets: Registry { core: &mut *core },
                     token,
+                    own: token,
                 };
                 responder.closed(&mut cx);
                 drop(responder);
