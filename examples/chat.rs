@@ -23,6 +23,8 @@ use std::time::Duration;
 use log::{debug, info, warn};
 use sockmux::{Action, Context, Dispatcher, Event, Interest, Responder, Signal, Token};
 
+mod server;
+
 const USAGE: &str = "usage: chat [--addr ADDR] [--port PORT]\n\n\
     A line chat on ADDR:PORT (default 127.0.0.1:7070; port 0 picks one):\n\
     every line a client sends goes to all the others.";
@@ -37,41 +39,7 @@ const READ_PER_EVENT: usize = 16 * 1024;
 const GRACE: Duration = Duration::from_secs(2);
 
 fn main() -> ExitCode {
-    env_logger::init();
-    let (addr, port) = match parse_args() {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("chat: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run((addr.as_str(), port)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("chat: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// `Ok(None)` means `--help`.
-fn parse_args() -> Result<Option<(String, u16)>, lexopt::Error> {
-    use lexopt::prelude::*;
-    let (mut addr, mut port) = (String::from("127.0.0.1"), 7070);
-    let mut parser = lexopt::Parser::from_env();
-    while let Some(arg) = parser.next()? {
-        match arg {
-            Long("addr") | Short('a') => addr = parser.value()?.string()?,
-            Long("port") | Short('p') => port = parser.value()?.parse()?,
-            Long("help") | Short('h') => return Ok(None),
-            _ => return Err(arg.unexpected()),
-        }
-    }
-    Ok(Some((addr, port)))
+    server::main("chat", USAGE, 7070, |addr| run(addr))
 }
 
 fn run(addr: impl ToSocketAddrs) -> io::Result<()> {

@@ -25,6 +25,8 @@ use std::time::Duration;
 use log::{debug, info, warn};
 use sockmux::{Action, Context, Dispatcher, Event, Interest, Responder, Signal, TimerId};
 
+mod server;
+
 const USAGE: &str = "usage: tcp_echo [--addr ADDR] [--port PORT]\n\n\
     Echoes every TCP connection on ADDR:PORT (default 127.0.0.1:7777; port 0 picks one).";
 
@@ -45,41 +47,7 @@ pub(crate) const ACCEPT_PAUSE: Duration = Duration::from_millis(500);
 const GRACE: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
-    env_logger::init();
-    let (addr, port) = match parse_args() {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("tcp_echo: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run((addr.as_str(), port)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tcp_echo: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// `Ok(None)` means `--help`.
-fn parse_args() -> Result<Option<(String, u16)>, lexopt::Error> {
-    use lexopt::prelude::*;
-    let (mut addr, mut port) = (String::from("127.0.0.1"), 7777);
-    let mut parser = lexopt::Parser::from_env();
-    while let Some(arg) = parser.next()? {
-        match arg {
-            Long("addr") | Short('a') => addr = parser.value()?.string()?,
-            Long("port") | Short('p') => port = parser.value()?.parse()?,
-            Long("help") | Short('h') => return Ok(None),
-            _ => return Err(arg.unexpected()),
-        }
-    }
-    Ok(Some((addr, port)))
+    server::main("tcp_echo", USAGE, 7777, |addr| run(addr))
 }
 
 fn run(addr: impl ToSocketAddrs) -> io::Result<()> {

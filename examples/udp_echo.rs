@@ -18,6 +18,8 @@ use std::time::Duration;
 use log::{debug, warn};
 use sockmux::{Action, Context, Dispatcher, Event, Responder, Signal, Token};
 
+mod server;
+
 const USAGE: &str = "usage: udp_echo [--addr ADDR] [--port PORT]\n\n\
     Echoes every UDP datagram sent to ADDR:PORT (default 127.0.0.1:7778; port 0 picks one).";
 
@@ -28,41 +30,7 @@ const DATAGRAMS_PER_EVENT: usize = 64;
 const MAX_DATAGRAM: usize = 65_536;
 
 fn main() -> ExitCode {
-    env_logger::init();
-    let (addr, port) = match parse_args() {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("udp_echo: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run((addr.as_str(), port)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("udp_echo: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// `Ok(None)` means `--help`.
-fn parse_args() -> Result<Option<(String, u16)>, lexopt::Error> {
-    use lexopt::prelude::*;
-    let (mut addr, mut port) = (String::from("127.0.0.1"), 7778);
-    let mut parser = lexopt::Parser::from_env();
-    while let Some(arg) = parser.next()? {
-        match arg {
-            Long("addr") | Short('a') => addr = parser.value()?.string()?,
-            Long("port") | Short('p') => port = parser.value()?.parse()?,
-            Long("help") | Short('h') => return Ok(None),
-            _ => return Err(arg.unexpected()),
-        }
-    }
-    Ok(Some((addr, port)))
+    server::main("udp_echo", USAGE, 7778, |addr| run(addr))
 }
 
 fn run(addr: impl ToSocketAddrs) -> io::Result<()> {
