@@ -3,7 +3,9 @@
 //! This crate re-exports [`sockmux_core`] (the socket table and its events;
 //! see there for the event model) and [`sockmux_responder`] (a responder per
 //! socket, driven by a [`Dispatcher`]), both flat at the root:
-//! `use sockmux::{Dispatcher, Event, Responder};`.
+//! `use sockmux::{Dispatcher, Event, Responder};`. Start with the
+//! [`guide`], which begins from the sketch: the Python note that wraps
+//! `select()` in a generator of `Read`/`Write`/`Except` values.
 //!
 //! ```
 //! use sockmux::{Events, Sockets};
@@ -24,7 +26,8 @@ pub use sockmux_responder::*;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctest;
 
-/// The guide's Rust code (`docs/guide.md`), compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../docs/guide.md")]
-pub struct GuideDoctest;
+/// The guide: from the Python sketch sockmux began as to a server built
+/// from responders (`docs/guide.md`; its Rust code runs as doctests).
+pub mod guide {
+    #![doc = include_str!("../docs/guide.md")]
+}

@@ -4,7 +4,15 @@
 //!
 //! It ports a Python note that wraps `select()` in a generator of
 //! `Read`/`Write`/`Except` values: no threads, no async, no locks, all state
-//! in one ordinary context.
+//! in one ordinary context: *the sketch*, as these docs call it. The guide
+//! (the `sockmux::guide` module of the `sockmux` crate, `docs/guide.md` in
+//! the repository) starts from it and builds a program step by step.
+//!
+//! [`Sockets`] is the loop: it adds and removes sockets, polls, and keeps
+//! timers, the waker and signals. It dereferences to its [`Table`], where
+//! every call that names a socket by its token lives (`read`, `send`,
+//! `set_interest`, `take_error`, ...); the responder crate hands out the
+//! same `Table`.
 //!
 //! ```
 //! use sockmux_core::{Event, Events, Interest, Sockets};
@@ -54,11 +62,14 @@
 //!
 //! | mio reports | table bit | event (if interested) |
 //! |---|---|---|
-//! | readable, or read closed | readable | `Read` |
-//! | writable, or write closed | writable | `Write` |
-//! | error | the `SO_ERROR` value is fetched and kept | `Error` (always, once) |
+//! | readable | readable | `Read` |
+//! | read closed (the peer's FIN) | readable, kept until a read returns 0 bytes | `Read`, on every poll until the end of the stream is read, then never again |
+//! | writable | writable | `Write` |
+//! | write closed | writable | `Write`; the write then fails (`BrokenPipe`, `ConnectionReset`) |
+//! | error | the `SO_ERROR` value is fetched and kept for [`take_error`](Table::take_error) | `Error` (always, once) |
 //! | writable on a connecting TCP stream | connected | `Write` |
-//! | error on a connecting TCP stream | connect failed | `Error` only |
+//! | error, or write closed, on a connecting TCP stream | connect failed, the error kept | `Error` only, never `Read` or `Write` |
+//! | (Windows) read and write closed without the error flag on a stream | a reset, kept as `ConnectionReset` | `Error` once |
 //!
 //! In [`Mode::Level`] (the default, like `select()`), an event is raised on
 //! every poll while its bit is set; the bit is cleared when an I/O call
