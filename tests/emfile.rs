@@ -8,27 +8,23 @@
 //! Its own test binary with its own `main`: the descriptor limit is
 //! process-wide.
 
-#[cfg(unix)]
-#[path = "responder_common/mod.rs"]
-mod responder_common;
+mod util;
 
 #[cfg(unix)]
 #[path = "../examples/tcp_echo.rs"]
 #[allow(dead_code)] // the example's `main` and argument parsing
 mod tcp_echo;
 
-#[cfg(unix)]
 fn main() {
     // RUST_LOG=debug shows the listener pausing and resuming.
     env_logger::init();
-    unix::waiting_connections_are_accepted_once_descriptors_free_up();
-    println!("emfile: 1 test passed");
-}
-
-#[cfg(not(unix))]
-fn main() {
+    #[cfg(unix)]
+    util::harness::run_tests(util::harness::tests![unix:
+        waiting_connections_are_accepted_once_descriptors_free_up,
+    ]);
     // Windows has no per-process descriptor limit to run out of.
-    println!("emfile: skipped, no RLIMIT_NOFILE on this platform");
+    #[cfg(not(unix))]
+    util::harness::skip("no RLIMIT_NOFILE on this platform");
 }
 
 #[cfg(unix)]
@@ -40,8 +36,9 @@ mod unix {
     use socket2::{Domain, Socket, Type};
     use sockmux::Dispatcher;
 
-    use crate::responder_common::{round_trip, turn_until, LIMIT};
     use crate::tcp_echo::{self, ACCEPT_PAUSE};
+    use crate::util::rlimit::{nofile, set_nofile};
+    use crate::util::{round_trip, turn_until, LIMIT};
 
     const OPEN: usize = 3;
     const WAITING: usize = 4;
@@ -60,20 +57,6 @@ mod unix {
             Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
         };
         tv(usage.ru_utime) + tv(usage.ru_stime)
-    }
-
-    fn nofile() -> libc::rlimit {
-        // SAFETY: getrlimit fills the zeroed struct it is given.
-        unsafe {
-            let mut lim: libc::rlimit = std::mem::zeroed();
-            assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-            lim
-        }
-    }
-
-    fn set_nofile(lim: libc::rlimit) {
-        // SAFETY: setrlimit reads the struct it is given.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
     }
 
     fn client(addr: SocketAddr) -> TcpStream {
@@ -101,11 +84,8 @@ mod unix {
             .collect();
 
         // Out of descriptors: a low soft limit, filled up.
-        let saved = nofile();
-        set_nofile(libc::rlimit {
-            rlim_cur: 256.min(saved.rlim_max),
-            rlim_max: saved.rlim_max,
-        });
+        let (saved, hard) = nofile().unwrap();
+        set_nofile(256.min(hard)).unwrap();
         let mut filler = Vec::new();
         loop {
             match File::open("/dev/null") {
@@ -172,7 +152,7 @@ mod unix {
             "emfile: the {WAITING} waiting connections accepted {:?} after descriptors freed up",
             freed.elapsed()
         );
-        set_nofile(saved);
+        set_nofile(saved).unwrap();
         for s in waiting {
             let mut c: TcpStream = s.into();
             c.set_nonblocking(true).unwrap();

@@ -2,7 +2,7 @@
 //! members; bad input (an overlong line, garbage, a member that never
 //! reads) costs a bounded amount and never disturbs the others.
 
-mod responder_common;
+mod util;
 
 #[path = "../examples/chat.rs"]
 #[allow(dead_code)] // the example's `main` and argument parsing are unused here
@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use responder_common::{turn_until, Rng, LIMIT};
 use sockmux::Dispatcher;
+use util::{turn_until, Rng, LIMIT};
 
 /// A chat client with blocking I/O and a read timeout.
 struct Member {

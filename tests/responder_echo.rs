@@ -3,7 +3,7 @@
 //! throughput printed), pipelined small messages, a half-close, a client
 //! that never reads (memory stays bounded), and UDP datagrams of every size.
 
-mod responder_common;
+mod util;
 
 #[path = "../examples/tcp_echo.rs"]
 #[allow(dead_code)] // the example's `main` and argument parsing are unused here
@@ -17,8 +17,8 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use responder_common::{fnv1a, turn_until, Rng, FNV_START, LIMIT};
 use sockmux::{Dispatcher, Event, Events, Interest, Sockets};
+use util::{fnv1a, turn_until, Rng, FNV_START, LIMIT};
 
 const CONNECTIONS: usize = 200;
 const PER_CONNECTION: usize = 1 << 20;

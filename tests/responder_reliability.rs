@@ -3,7 +3,7 @@
 //! another socket whose slot is reused at once (ABA), and a panicking
 //! handler.
 
-mod responder_common;
+mod util;
 
 use std::cell::Cell;
 use std::io::{ErrorKind, Read, Write};
@@ -12,8 +12,8 @@ use std::rc::Rc;
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
-use responder_common::{turn_until, LIMIT};
 use sockmux::{Action, Context, Dispatcher, Event, Interest, Responder, Token};
+use util::{reset, turn_until, LIMIT};
 
 /// What a stream responder saw, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,10 +98,7 @@ fn peer_reset_mid_stream_delivers_bytes_then_one_error() {
         stream.write_all(b"first part").unwrap();
         wait.recv().unwrap();
         stream.write_all(&[7; 50_000]).unwrap();
-        socket2::SockRef::from(&stream)
-            .set_linger(Some(Duration::ZERO))
-            .unwrap();
-        drop(stream); // RST
+        reset(stream);
     });
     // The first part is read while the connection is healthy.
     turn_until(&mut dispatcher, LIMIT, |d| !d.state().seen.is_empty());

@@ -3,15 +3,15 @@
 //! again, `run_for`, a graceful stop asked for by a handler, and the order
 //! of hooks and timers.
 
-mod responder_common;
+mod util;
 
 use std::io::{ErrorKind, Read};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use responder_common::{turn_until, LIMIT};
 use sockmux::{Action, Context, Dispatcher, Event, Interest, Responder, TimerId, Token};
+use util::{turn_until, LIMIT};
 
 const FIREHOSE: usize = 16 << 20;
 
