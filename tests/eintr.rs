@@ -114,11 +114,12 @@ mod unix {
             took >= wait,
             "returned after {took:?}, before its {wait:?} timeout"
         );
-        assert!(took < wait + Duration::from_secs(5), "took {took:?}");
-        assert!(
-            signals > 10,
-            "only {signals} signals arrived: nothing was interrupted"
-        );
+        // A bound for a hang, not a speed: a wait restarted with its whole
+        // timeout at every signal would never end.
+        assert!(took < LIMIT, "took {took:?}");
+        // How many signals land depends on the scheduler (pending ones
+        // merge), not on the loop: one is enough to have interrupted it.
+        assert!(signals > 0, "no signal arrived: nothing was interrupted");
         println!("poll({wait:?}) under 1 ms signals: returned after {took:?}, {signals} signals");
     }
 

@@ -19,10 +19,8 @@ fn poll_with_a_timeout_returns_after_it_and_none_blocks_until_woken() {
     assert_eq!(sockets.poll(&mut events, Some(wait)).unwrap(), 0);
     let took = start.elapsed();
     assert!(took >= wait, "returned early: {took:?}");
-    assert!(
-        took < wait + Duration::from_secs(5),
-        "returned late: {took:?}"
-    );
+    // A bound for a hang, not a speed: how late it returns is the machine's.
+    assert!(took < LIMIT, "returned after {took:?}");
 
     // None: blocks until something happens (here a wake from a thread that
     // first waits for a while).

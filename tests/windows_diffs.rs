@@ -434,19 +434,34 @@ fn listen_tcp_rebinds_a_port_left_in_time_wait() {
     assert_eq!(client.read(&mut [0; 8]).unwrap(), 0);
     drop(client);
     drop(sockets.remove(listener).unwrap());
-    std::thread::sleep(Duration::from_millis(50)); // the last ACK
+    // The client's FIN reaches the server's side, which then goes to
+    // TIME_WAIT: at once on loopback, but not always before `drop` returns,
+    // so it is waited for (never slept for) where it can be seen.
 
-    // What the OS itself does for a bare socket with no option set.
-    let bare = bind_bare(addr);
+    // What the OS itself does for a bare socket with no option set. Linux:
+    // once /proc/net/tcp shows the TIME_WAIT, a refusal.
     #[cfg(target_os = "linux")]
-    assert_eq!(
-        bare.as_ref().map(|_| ()).map_err(|e| e.kind()),
-        Err(ErrorKind::AddrInUse),
-        "Linux refuses a port in TIME_WAIT without SO_REUSEADDR"
-    );
+    {
+        wait_for_time_wait(addr);
+        let bare = bind_bare(addr);
+        assert_eq!(
+            bare.as_ref().map(|_| ()).map_err(|e| e.kind()),
+            Err(ErrorKind::AddrInUse),
+            "Linux refuses a port in TIME_WAIT without SO_REUSEADDR"
+        );
+    }
+    // Windows: a bind, once the TIME_WAIT has come (until then the closing
+    // connection holds the port, and the first tries may be refused).
     #[cfg(windows)]
-    assert!(bare.is_ok(), "Windows rebinds without options: {bare:?}");
-    drop(bare);
+    {
+        let deadline = Instant::now() + LIMIT;
+        let mut bare = bind_bare(addr);
+        while bare.is_err() && Instant::now() < deadline {
+            std::thread::yield_now();
+            bare = bind_bare(addr);
+        }
+        assert!(bare.is_ok(), "Windows rebinds without options: {bare:?}");
+    }
 
     let again = sockets.listen_tcp(addr).unwrap();
     assert_eq!(sockets.local_addr(again).unwrap(), addr);
@@ -454,6 +469,36 @@ fn listen_tcp_rebinds_a_port_left_in_time_wait() {
     poll_until(&mut sockets, &mut events, LIMIT, |_, e| {
         e == Event::Read(again)
     });
+}
+
+/// Waits until a connection on local address `addr` is in TIME_WAIT, as
+/// `/proc/net/tcp` lists it (state `06`); panics after `LIMIT`.
+#[cfg(target_os = "linux")]
+#[track_caller]
+fn wait_for_time_wait(addr: SocketAddr) {
+    let SocketAddr::V4(v4) = addr else {
+        panic!("{addr}: IPv4 only")
+    };
+    // The address as the kernel prints it: the IPv4 address as a
+    // native-endian number, the port in host order, both in hex.
+    let local = format!(
+        "{:08X}:{:04X}",
+        u32::from_ne_bytes(v4.ip().octets()),
+        v4.port()
+    );
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        let time_wait = table.lines().skip(1).any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(1) == Some(&local.as_str()) && fields.get(3) == Some(&"06")
+        });
+        if time_wait {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{addr} never in TIME_WAIT");
+        std::thread::yield_now();
+    }
 }
 
 /// A listening socket bound with no option at all, as the OS's default.
