@@ -1,7 +1,7 @@
-//! RELIABILITY row 17, EINTR: a 1 ms interval timer signal (SIGALRM,
-//! installed without `SA_RESTART`) interrupts the loop's thread all through
-//! a 64 MiB transfer and a timed poll. Polls are retried with the time left,
-//! I/O is retried, nothing is lost and no error reaches the user.
+//! Row 17 of docs/reliability.md, EINTR: a 1 ms interval timer signal
+//! (SIGALRM, installed without `SA_RESTART`) interrupts the loop's thread all
+//! through a 64 MiB transfer and a timed poll. Polls are retried with the
+//! time left, I/O is retried, nothing is lost and no error reaches the user.
 //!
 //! Its own test binary with its own `main`: the interval timer and the signal
 //! disposition are process-wide, and the loop must run on the main thread

@@ -1,9 +1,9 @@
-//! RELIABILITY row 10, out of descriptors on accept (EMFILE), against the
-//! `tcp_echo` example's responders: with the process out of descriptors and
-//! connections waiting in the backlog, the loop neither spins nor stalls
-//! (the listener pauses and retries on a timer), connections already open
-//! keep echoing, and once descriptors free up the waiting connections are
-//! accepted and served.
+//! Row 10 of docs/reliability.md, out of descriptors on accept (EMFILE),
+//! against the `tcp_echo` example's responders: with the process out of
+//! descriptors and connections waiting in the backlog, the loop neither spins
+//! nor stalls (the listener pauses and retries on a timer), connections
+//! already open keep echoing, and once descriptors free up the waiting
+//! connections are accepted and served.
 //!
 //! Its own test binary with its own `main`: the descriptor limit is
 //! process-wide.

@@ -1,7 +1,7 @@
-//! RELIABILITY row 11, 10,000 connections, against the `tcp_echo` example's
-//! responders: a client process opens 10,000 connections, sends a message on
-//! each and reads every echo back, while the server's event buffer holds
-//! only 256 events; every connection is accepted, echoed and, once the
+//! Row 11 of docs/reliability.md, 10,000 connections, against the `tcp_echo`
+//! example's responders: a client process opens 10,000 connections, sends a
+//! message on each and reads every echo back, while the server's event buffer
+//! holds only 256 events; every connection is accepted, echoed and, once the
 //! client is gone, closed.
 //!
 //! Its own test binary with its own `main`: it raises the process's

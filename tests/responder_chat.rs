@@ -122,9 +122,9 @@ fn an_overlong_line_gets_an_error_and_a_close_and_the_others_go_on() {
     });
 }
 
-/// RELIABILITY row 19: random bytes and a 100 MiB line. The server answers
-/// with an error and closes, reading at most a bounded amount; it never
-/// buffers the line.
+/// Row 19 of docs/reliability.md: random bytes and a 100 MiB line. The server
+/// answers with an error and closes, reading at most a bounded amount; it
+/// never buffers the line.
 #[test]
 fn garbage_and_a_100_mib_line_are_refused_with_bounded_reads() {
     with_chat(|addr| {

@@ -196,8 +196,8 @@ fn pipelined_messages_come_back_whole_and_in_order() {
     });
 }
 
-/// RELIABILITY row 2: half-close with data pending — everything sent
-/// before the client's `shutdown(Write)` comes back, then the end.
+/// Row 2 of docs/reliability.md: half-close with data pending — everything
+/// sent before the client's `shutdown(Write)` comes back, then the end.
 #[test]
 fn half_close_gets_every_byte_back_then_the_end() {
     with_echo_server(|addr| {
@@ -217,10 +217,10 @@ fn half_close_gets_every_byte_back_then_the_end() {
     });
 }
 
-/// RELIABILITY row 4: a client that sends and never reads. The server stops
-/// reading it at the high-water mark, so the client's writes stall once the
-/// kernel buffers and the server's queue are full, far short of what it
-/// offered; then, reading, it gets every byte back.
+/// Row 4 of docs/reliability.md: a client that sends and never reads. The
+/// server stops reading it at the high-water mark, so the client's writes
+/// stall once the kernel buffers and the server's queue are full, far short
+/// of what it offered; then, reading, it gets every byte back.
 #[test]
 fn a_client_that_never_reads_is_paused_at_the_high_water_mark() {
     let offered = 64 << 20;

@@ -1,7 +1,7 @@
-//! RELIABILITY rows 1, 13, 14 and 15 at the responder level: a peer reset
-//! mid-stream, a handler removing its own socket, a handler removing
-//! another socket whose slot is reused at once (ABA), and a panicking
-//! handler.
+//! Rows 1, 13, 14 and 15 of docs/reliability.md at the responder level: a
+//! peer reset mid-stream, a handler removing its own socket, a handler
+//! removing another socket whose slot is reused at once (ABA), and a
+//! panicking handler.
 
 mod util;
 

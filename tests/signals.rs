@@ -1,6 +1,7 @@
-//! RELIABILITY row 18, signals: SIGTERM, SIGHUP and SIGINT arrive as events;
-//! a server told to stop by SIGTERM mid-transfer drains what it has and
-//! stops; SIGPIPE, even at its default disposition, never kills the process.
+//! Row 18 of docs/reliability.md, signals: SIGTERM, SIGHUP and SIGINT arrive
+//! as events; a server told to stop by SIGTERM mid-transfer drains what it
+//! has and stops; SIGPIPE, even at its default disposition, never kills the
+//! process.
 //!
 //! Its own test binary with its own `main`: signal dispositions are
 //! process-wide, and the drain test runs this same binary again as a child
