@@ -12,16 +12,21 @@
 //! `cargo bench --bench core` runs the full sizes; under `cargo test` (no
 //! `--bench` argument) it runs a quick smoke pass with small sizes.
 
-use std::io::ErrorKind;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use sockmux::{Action, Context, Dispatcher, Event, Events, Sockets, Token};
 
+#[path = "../tests/util/mod.rs"]
+mod util;
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let scale = if full { 1 } else { 100 };
-    raise_nofile_limit();
+    // 10,000 sockets need more descriptors than the usual soft limit of
+    // 1024; without them the poll cost says where it stopped.
+    #[cfg(unix)]
+    let _ = util::rlimit::raise_nofile();
     poll_cost(&[10, 1_000, 10_000], 40_000 / scale);
     timers(100_000 / scale);
     wake_latency(20_000 / scale);
@@ -31,19 +36,6 @@ fn main() {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
-}
-
-/// 10,000 sockets need more descriptors than the usual soft limit of 1024.
-fn raise_nofile_limit() {
-    #[cfg(unix)]
-    // SAFETY: getrlimit/setrlimit with a valid struct.
-    unsafe {
-        let mut lim: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max.min(1 << 16);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }
 
 /// One iteration: a datagram is sent to the busy socket, the loop polls,
@@ -83,13 +75,11 @@ fn poll_cost(idle_counts: &[usize], iterations: usize) {
                         .unwrap();
                     for event in &events {
                         if event == Event::Read(busy) {
-                            loop {
-                                match sockets.recv(busy, &mut buf) {
-                                    Ok(_) => got = true,
-                                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                                    Err(e) => panic!("{e}"),
-                                }
-                            }
+                            got |= util::recv_to_would_block(
+                                &mut buf,
+                                |b| sockets.recv(busy, b),
+                                |_| {},
+                            ) > 0;
                         }
                     }
                 }
@@ -227,7 +217,9 @@ fn dispatch_cost(iterations: usize) {
                     .unwrap();
                 for event in &events {
                     if event == Event::Read(busy) {
-                        got |= drain(&mut |b| sockets.recv(busy, b), &mut buf);
+                        got |=
+                            util::recv_to_would_block(&mut buf, |b| sockets.recv(busy, b), |_| {})
+                                > 0;
                     }
                 }
             }
@@ -239,7 +231,7 @@ fn dispatch_cost(iterations: usize) {
     let reader = |event: Event, cx: &mut Context<'_, u64>| {
         if let Event::Read(t) = event {
             let mut buf = [0u8; 64];
-            if drain(&mut |b| cx.sockets.recv(t, b), &mut buf) {
+            if util::recv_to_would_block(&mut buf, |b| cx.sockets.recv(t, b), |_| {}) > 0 {
                 *cx.state += 1;
             }
         }
@@ -275,16 +267,4 @@ fn dispatch_cost(iterations: usize) {
          table {bare:.0} ns/event, responder {through:.0} ns/event: {:+.0} ns per dispatched event",
         through - bare
     );
-}
-
-/// Receives until `WouldBlock`; whether anything came.
-fn drain(recv: &mut dyn FnMut(&mut [u8]) -> std::io::Result<usize>, buf: &mut [u8]) -> bool {
-    let mut got = false;
-    loop {
-        match recv(buf) {
-            Ok(_) => got = true,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return got,
-            Err(e) => panic!("{e}"),
-        }
-    }
 }

@@ -6,6 +6,9 @@ use std::time::{Duration, Instant};
 
 use sockmux::{Event, Events, Sockets};
 
+mod util;
+use util::LIMIT;
+
 #[test]
 fn eight_threads_times_ten_thousand_messages_all_arrive_in_order() {
     let mut sockets = Sockets::new().unwrap();
@@ -23,7 +26,7 @@ fn eight_threads_times_ten_thousand_messages_all_arrive_in_order() {
     drop(tx);
     let mut next = [0u32; 8];
     let mut events = Events::with_capacity(16);
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + LIMIT;
     let mut wakes = 0;
     'run: loop {
         assert!(Instant::now() < deadline, "timed out at {next:?}");
@@ -63,7 +66,7 @@ fn bounded_channel_pushes_back_and_loses_nothing() {
     });
     let mut expected = 0;
     let mut events = Events::with_capacity(4);
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + LIMIT;
     'run: loop {
         assert!(Instant::now() < deadline, "timed out at {expected}");
         sockets
@@ -119,9 +122,7 @@ fn wakes_from_many_threads_coalesce_and_none_is_lost() {
     }
     again.wake().unwrap();
     let mut events = Events::with_capacity(8);
-    sockets
-        .poll(&mut events, Some(Duration::from_secs(5)))
-        .unwrap();
+    sockets.poll(&mut events, Some(LIMIT)).unwrap();
     assert_eq!(events.iter().collect::<Vec<_>>(), [Event::Wake]);
     // Coalesced: no second Wake is pending.
     sockets

@@ -1,27 +1,23 @@
-//! RELIABILITY row 17, EINTR: a 1 ms interval timer signal (SIGALRM,
-//! installed without `SA_RESTART`) interrupts the loop's thread all through
-//! a 64 MiB transfer and a timed poll. Polls are retried with the time left,
-//! I/O is retried, nothing is lost and no error reaches the user.
+//! Row 17 of docs/reliability.md, EINTR: a 1 ms interval timer signal
+//! (SIGALRM, installed without `SA_RESTART`) interrupts the loop's thread all
+//! through a 64 MiB transfer and a timed poll. Polls are retried with the
+//! time left, I/O is retried, nothing is lost and no error reaches the user.
 //!
 //! Its own test binary with its own `main`: the interval timer and the signal
 //! disposition are process-wide, and the loop must run on the main thread
 //! with every other thread blocking SIGALRM, so that the signals land on it.
 
-#[cfg(unix)]
-#[path = "util/mod.rs"]
 mod util;
 
-#[cfg(unix)]
 fn main() {
-    unix::poll_is_retried_with_the_time_left();
-    unix::transfer_of_64_mib_under_1ms_signals();
-    println!("eintr: 2 tests passed");
-}
-
-#[cfg(not(unix))]
-fn main() {
+    #[cfg(unix)]
+    util::harness::run_tests(util::harness::tests![unix:
+        poll_is_retried_with_the_time_left,
+        transfer_of_64_mib_under_1ms_signals,
+    ]);
     // Windows has no EINTR: its waits are not interrupted by signals.
-    println!("eintr: skipped, no signals interrupt system calls on this platform");
+    #[cfg(not(unix))]
+    util::harness::skip("no signals interrupt system calls on this platform");
 }
 
 #[cfg(unix)]
@@ -33,7 +29,7 @@ mod unix {
 
     use sockmux::{Event, Events, Sockets};
 
-    use crate::util::{pattern, poll_until, LIMIT};
+    use crate::util::{fnv1a, pattern, poll_until, read_to_would_block, FNV_START, LIMIT};
 
     static SIGNALS: AtomicUsize = AtomicUsize::new(0);
 
@@ -118,11 +114,12 @@ mod unix {
             took >= wait,
             "returned after {took:?}, before its {wait:?} timeout"
         );
-        assert!(took < wait + Duration::from_secs(5), "took {took:?}");
-        assert!(
-            signals > 10,
-            "only {signals} signals arrived: nothing was interrupted"
-        );
+        // A bound for a hang, not a speed: a wait restarted with its whole
+        // timeout at every signal would never end.
+        assert!(took < LIMIT, "took {took:?}");
+        // How many signals land depends on the scheduler (pending ones
+        // merge), not on the loop: one is enough to have interrupted it.
+        assert!(signals > 0, "no signal arrived: nothing was interrupted");
         println!("poll({wait:?}) under 1 ms signals: returned after {took:?}, {signals} signals");
     }
 
@@ -133,7 +130,7 @@ mod unix {
         let listener = sockets.listen_tcp("127.0.0.1:0").unwrap();
         let addr = sockets.local_addr(listener).unwrap();
         let data = pattern(LEN, 17);
-        let expected = checksum(&data);
+        let expected = fnv1a(FNV_START, &data);
         let before = SIGNALS.load(Ordering::Relaxed);
         let _alarms = Alarms::start();
         let sender = spawn_masked(move || {
@@ -143,27 +140,26 @@ mod unix {
 
         let mut conn = None;
         let mut received = 0usize;
-        let mut sum = Checksum::default();
+        let mut sum = FNV_START;
         let mut buf = vec![0u8; 64 * 1024];
         let start = Instant::now();
-        poll_until(&mut sockets, &mut events, LIMIT * 3, |s, e| {
+        poll_until(&mut sockets, &mut events, LIMIT, |s, e| {
             match e {
                 Event::Read(t) if t == listener => match s.accept(t) {
                     Ok(c) => conn = Some(c),
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                     Err(e) => panic!("accept: {e}"),
                 },
-                Event::Read(t) if Some(t) == conn => loop {
-                    match s.read(t, &mut buf) {
-                        Ok(0) => return true,
-                        Ok(n) => {
-                            sum.update(&buf[..n]);
-                            received += n;
-                        }
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                        Err(e) => panic!("read: {e}"),
-                    }
-                },
+                Event::Read(t) if Some(t) == conn => {
+                    return read_to_would_block(
+                        &mut buf,
+                        |b| s.read(t, b),
+                        |chunk| {
+                            sum = fnv1a(sum, chunk);
+                            received += chunk.len();
+                        },
+                    );
+                }
                 Event::Error(t) => panic!("error on {t}: {:?}", s.take_error(t)),
                 _ => {}
             }
@@ -172,32 +168,11 @@ mod unix {
         sender.join().unwrap();
         let signals = SIGNALS.load(Ordering::Relaxed) - before;
         assert_eq!(received, LEN);
-        assert_eq!(sum.0, expected);
+        assert_eq!(sum, expected);
         assert!(signals > 0, "no signal arrived during the transfer");
         println!(
             "64 MiB under 1 ms signals: {:?}, {signals} signals, checksum ok",
             start.elapsed()
         );
-    }
-
-    /// Fletcher-style running checksum, chunking-independent.
-    #[derive(Default)]
-    struct Checksum((u64, u64));
-
-    impl Checksum {
-        fn update(&mut self, bytes: &[u8]) {
-            let (mut a, mut b) = self.0;
-            for &byte in bytes {
-                a = (a + u64::from(byte)) % 65_521;
-                b = (b + a) % 65_521;
-            }
-            self.0 = (a, b);
-        }
-    }
-
-    fn checksum(bytes: &[u8]) -> (u64, u64) {
-        let mut sum = Checksum::default();
-        sum.update(bytes);
-        sum.0
     }
 }

@@ -1,36 +1,30 @@
-//! RELIABILITY row 11, 10,000 connections, against the `tcp_echo` example's
-//! responders: a client process opens 10,000 connections, sends a message on
-//! each and reads every echo back, while the server's event buffer holds
-//! only 256 events; every connection is accepted, echoed and, once the
+//! Row 11 of docs/reliability.md, 10,000 connections, against the `tcp_echo`
+//! example's responders: a client process opens 10,000 connections, sends a
+//! message on each and reads every echo back, while the server's event buffer
+//! holds only 256 events; every connection is accepted, echoed and, once the
 //! client is gone, closed.
 //!
 //! Its own test binary with its own `main`: it raises the process's
 //! descriptor limit, and it runs itself again as the client process (20,000
 //! descriptors in one process would meet the usual hard limit).
 
-#[cfg(unix)]
-#[path = "responder_common/mod.rs"]
-mod responder_common;
+mod util;
 
 #[cfg(unix)]
 #[path = "../examples/tcp_echo.rs"]
 #[allow(dead_code)] // the example's `main` and argument parsing
 mod tcp_echo;
 
-#[cfg(unix)]
 fn main() {
+    #[cfg(unix)]
     match std::env::var("SOCKMUX_MANY_CLIENT_OF") {
         Ok(addr) => unix::client(&addr),
-        Err(_) => {
-            unix::ten_thousand_connections_are_accepted_and_echoed();
-            println!("many_connections: 1 test passed");
-        }
+        Err(_) => util::harness::run_tests(util::harness::tests![unix:
+            ten_thousand_connections_are_accepted_and_echoed,
+        ]),
     }
-}
-
-#[cfg(not(unix))]
-fn main() {
-    println!("many_connections: skipped, it raises RLIMIT_NOFILE, which this platform lacks");
+    #[cfg(not(unix))]
+    util::harness::skip("it raises RLIMIT_NOFILE, which this platform lacks");
 }
 
 #[cfg(unix)]
@@ -42,8 +36,8 @@ mod unix {
 
     use sockmux::Dispatcher;
 
-    use crate::responder_common::{turn_until, LIMIT};
     use crate::tcp_echo;
+    use crate::util::{rlimit, turn_until, LIMIT};
 
     const CONNECTIONS: usize = 10_000;
     /// Smaller than the number of sockets ready at once.
@@ -56,18 +50,11 @@ mod unix {
     /// Raises the soft descriptor limit to the hard one; fails if that
     /// cannot hold `need` descriptors.
     fn raise_nofile(need: u64) {
-        // SAFETY: getrlimit and setrlimit with a valid struct.
-        unsafe {
-            let mut lim: libc::rlimit = std::mem::zeroed();
-            assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-            lim.rlim_cur = lim.rlim_max;
-            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
-            assert!(
-                lim.rlim_cur as u64 >= need,
-                "RLIMIT_NOFILE hard limit {} is below {need}",
-                lim.rlim_cur
-            );
-        }
+        let limit = rlimit::raise_nofile().unwrap();
+        assert!(
+            limit >= need,
+            "RLIMIT_NOFILE hard limit {limit} is below {need}"
+        );
     }
 
     /// The client process: connects everything, then sends on every

@@ -15,7 +15,8 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 mod util;
-use util::{example_binary, pattern, LIMIT};
+use util::harness::example_binary;
+use util::{pattern, LIMIT};
 
 /// Whether socat can be run; panics if it cannot and CI requires it.
 fn have_socat() -> bool {

@@ -3,58 +3,17 @@
 //! by a client on the same thread, counted by a global allocator. After a
 //! warm-up, any allocation on the loop's thread fails the test.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::net::TcpStream;
 
 use sockmux::Dispatcher;
 
-mod responder_common;
-use responder_common::round_trip;
+mod util;
+use util::alloc::{allocations_in, Counting};
+use util::round_trip;
 
 #[path = "../examples/tcp_echo.rs"]
 #[allow(dead_code)] // the example's `main` and argument parsing
 mod tcp_echo;
-
-/// Counts the allocations of the threads that ask it to (the harness runs
-/// tests on several threads).
-struct Counting;
-
-thread_local! {
-    /// `Some(n)`: this thread counts, `n` so far.
-    static COUNT: Cell<Option<u64>> = const { Cell::new(None) };
-}
-
-fn count_one() {
-    // try_with: the allocator also runs while thread locals are torn down.
-    let _ = COUNT.try_with(|n| n.set(n.get().map(|n| n + 1)));
-}
-
-// SAFETY: every call goes to the system allocator unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_one();
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count_one();
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_one();
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
@@ -90,13 +49,6 @@ impl Echo {
             &mut self.back,
         );
     }
-}
-
-/// Allocations on this thread while `f` runs.
-fn allocations_in(f: impl FnOnce()) -> u64 {
-    COUNT.with(|n| n.set(Some(0)));
-    f();
-    COUNT.with(Cell::take).unwrap_or(0)
 }
 
 fn steady_state_allocations(size: usize, rounds: usize) -> u64 {

@@ -2,7 +2,7 @@
 //! members; bad input (an overlong line, garbage, a member that never
 //! reads) costs a bounded amount and never disturbs the others.
 
-mod responder_common;
+mod util;
 
 #[path = "../examples/chat.rs"]
 #[allow(dead_code)] // the example's `main` and argument parsing are unused here
@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use responder_common::{turn_until, Rng, LIMIT};
 use sockmux::Dispatcher;
+use util::{turn_until, Rng, LIMIT};
 
 /// A chat client with blocking I/O and a read timeout.
 struct Member {
@@ -122,9 +122,9 @@ fn an_overlong_line_gets_an_error_and_a_close_and_the_others_go_on() {
     });
 }
 
-/// RELIABILITY row 19: random bytes and a 100 MiB line. The server answers
-/// with an error and closes, reading at most a bounded amount; it never
-/// buffers the line.
+/// Row 19 of docs/reliability.md: random bytes and a 100 MiB line. The server
+/// answers with an error and closes, reading at most a bounded amount; it
+/// never buffers the line.
 #[test]
 fn garbage_and_a_100_mib_line_are_refused_with_bounded_reads() {
     with_chat(|addr| {

@@ -3,7 +3,7 @@
 //! throughput printed), pipelined small messages, a half-close, a client
 //! that never reads (memory stays bounded), and UDP datagrams of every size.
 
-mod responder_common;
+mod util;
 
 #[path = "../examples/tcp_echo.rs"]
 #[allow(dead_code)] // the example's `main` and argument parsing are unused here
@@ -17,8 +17,8 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use responder_common::{fnv1a, turn_until, Rng, FNV_START, LIMIT};
 use sockmux::{Dispatcher, Event, Events, Interest, Sockets};
+use util::{fnv1a, turn_until, Rng, FNV_START, LIMIT};
 
 const CONNECTIONS: usize = 200;
 const PER_CONNECTION: usize = 1 << 20;
@@ -196,8 +196,8 @@ fn pipelined_messages_come_back_whole_and_in_order() {
     });
 }
 
-/// RELIABILITY row 2: half-close with data pending — everything sent
-/// before the client's `shutdown(Write)` comes back, then the end.
+/// Row 2 of docs/reliability.md: half-close with data pending — everything
+/// sent before the client's `shutdown(Write)` comes back, then the end.
 #[test]
 fn half_close_gets_every_byte_back_then_the_end() {
     with_echo_server(|addr| {
@@ -217,10 +217,10 @@ fn half_close_gets_every_byte_back_then_the_end() {
     });
 }
 
-/// RELIABILITY row 4: a client that sends and never reads. The server stops
-/// reading it at the high-water mark, so the client's writes stall once the
-/// kernel buffers and the server's queue are full, far short of what it
-/// offered; then, reading, it gets every byte back.
+/// Row 4 of docs/reliability.md: a client that sends and never reads. The
+/// server stops reading it at the high-water mark, so the client's writes
+/// stall once the kernel buffers and the server's queue are full, far short
+/// of what it offered; then, reading, it gets every byte back.
 #[test]
 fn a_client_that_never_reads_is_paused_at_the_high_water_mark() {
     let offered = 64 << 20;

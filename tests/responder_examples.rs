@@ -5,30 +5,21 @@
 
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
 
 mod util;
-use util::example_binary;
+use util::harness::{example_binary, output_within};
+use util::LIMIT;
 
-/// Runs `counter_responders ARGS`; fails the test if it takes a minute.
+/// Runs `counter_responders ARGS` to its end.
+#[track_caller]
 fn run(args: &[&str]) -> Output {
     run_example("counter_responders", args)
 }
 
-/// Runs an example to its end; fails the test if it takes a minute.
+/// Runs an example to its end.
+#[track_caller]
 fn run_example(name: &str, args: &[&str]) -> Output {
-    let child = Command::new(example_binary(name))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait_with_output()));
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("the example ended within a minute")
-        .unwrap()
+    output_within(Command::new(example_binary(name)).args(args))
 }
 
 #[test]
@@ -99,9 +90,7 @@ fn tcp_echo_serves_and_stops_gracefully_on_sigterm() {
         .unwrap_or_else(|| panic!("{first:?}"))
         .to_string();
     let mut stream = TcpStream::connect(&addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    stream.set_read_timeout(Some(LIMIT)).unwrap();
     stream.write_all(b"hello, echo").unwrap();
     let mut back = [0; 11];
     stream.read_exact(&mut back).unwrap();
@@ -115,7 +104,7 @@ fn tcp_echo_serves_and_stops_gracefully_on_sigterm() {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || tx.send(child.wait()));
     let status = rx
-        .recv_timeout(Duration::from_secs(30))
+        .recv_timeout(LIMIT)
         .expect("tcp_echo ended after SIGTERM")
         .unwrap();
     assert!(status.success(), "{status:?}");

@@ -3,15 +3,15 @@
 //! again, `run_for`, a graceful stop asked for by a handler, and the order
 //! of hooks and timers.
 
-mod responder_common;
+mod util;
 
 use std::io::{ErrorKind, Read};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use responder_common::{turn_until, LIMIT};
 use sockmux::{Action, Context, Dispatcher, Event, Interest, Responder, TimerId, Token};
+use util::{turn_until, LIMIT};
 
 const FIREHOSE: usize = 16 << 20;
 
@@ -166,7 +166,8 @@ fn graceful_stop_closes_what_is_left_at_the_deadline() {
     dispatcher.stop_gracefully(grace).unwrap();
     let took = start.elapsed();
     assert!(took >= grace, "{took:?}");
-    assert!(took < grace + Duration::from_secs(5), "{took:?}");
+    // A bound for a hang (the client never reads): how late is the machine's.
+    assert!(took < LIMIT, "{took:?}");
     assert_eq!(dispatcher.state().closed, ["listener", "firehose"]);
     done.send(()).unwrap();
     let got = client.join().expect("the client");
@@ -214,7 +215,7 @@ fn run_for_returns_on_time_with_sockets_open_and_run_returns_when_empty() {
     dispatcher.run_for(Duration::from_millis(50)).unwrap();
     let took = start.elapsed();
     assert!(took >= Duration::from_millis(50), "{took:?}");
-    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(took < LIMIT, "{took:?}");
     assert_eq!(*dispatcher.state(), 0, "nothing happened");
     dispatcher.sockets().remove(t).unwrap();
     dispatcher.run().unwrap(); // empty: returns at once
@@ -350,8 +351,19 @@ impl Responder<Clock> for Ticker {
     }
 }
 
-/// Waits long enough to see any tick that outlived the ticker, then stops.
-struct Watcher;
+/// Once the ticker has closed, waits long enough to see any tick that
+/// outlived it (timers fire in deadline order: such a tick would come
+/// before a wait begun after the close), then stops. So it waits again
+/// until its wait began after the close: however late a loaded machine
+/// runs the loop (a periodic timer skips the periods it missed), the
+/// ticker's three ticks come first.
+#[derive(Default)]
+struct Watcher {
+    began_after_close: bool,
+}
+
+/// The watcher's wait: 20 periods of the ticker.
+const WATCH: Duration = Duration::from_millis(100);
 
 impl Responder<Clock> for Watcher {
     fn ready(&mut self, _: Event, _: &mut Context<'_, Clock>) -> Action {
@@ -359,11 +371,16 @@ impl Responder<Clock> for Watcher {
     }
 
     fn registered(&mut self, cx: &mut Context<'_, Clock>) -> Action {
-        cx.timer_after(Duration::from_millis(100));
+        cx.timer_after(WATCH);
         Action::Continue
     }
 
     fn timer(&mut self, id: TimerId, cx: &mut Context<'_, Clock>) -> Action {
+        if !self.began_after_close {
+            self.began_after_close = cx.state.ticker_closed;
+            cx.timer_after(WATCH);
+            return Action::Continue;
+        }
         cx.state.fired.push(("watcher", id));
         cx.stop();
         Action::Close
@@ -379,7 +396,7 @@ fn timers_go_to_their_owner_and_die_with_it() {
         .unwrap();
     dispatcher
         .sockets()
-        .bind_udp("127.0.0.1:0", Watcher)
+        .bind_udp("127.0.0.1:0", Watcher::default())
         .unwrap();
     dispatcher.run_for(LIMIT).unwrap();
     let state = dispatcher.state();

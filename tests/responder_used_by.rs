@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use sockmux::{Action, Context, Dispatcher, Event, Interest, Responder, Token};
 
+mod util;
+use util::LIMIT;
+
 /// The program's state: what every responder may read and update.
 #[derive(Debug, Default)]
 struct Shout {
@@ -131,9 +134,7 @@ fn a_line_service_with_a_listener_and_connection_responders() {
         .map(|i| {
             std::thread::spawn(move || {
                 let stream = TcpStream::connect(addr).unwrap();
-                stream
-                    .set_read_timeout(Some(Duration::from_secs(30)))
-                    .unwrap();
+                stream.set_read_timeout(Some(LIMIT)).unwrap();
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 let mut writer = stream;
                 // Pipelined: all lines first, then all replies.
@@ -158,7 +159,7 @@ fn a_line_service_with_a_listener_and_connection_responders() {
 
     // Runs until the control command's graceful stop has closed everything
     // (bounded, in case it never comes).
-    dispatcher.run_for(Duration::from_secs(60)).unwrap();
+    dispatcher.run_for(LIMIT).unwrap();
     control.join().expect("the clients");
     assert!(dispatcher.sockets().is_empty(), "stopped, not timed out");
     let shout = dispatcher.state();

@@ -1,33 +1,32 @@
-//! RELIABILITY row 18, signals: SIGTERM, SIGHUP and SIGINT arrive as events;
-//! a server told to stop by SIGTERM mid-transfer drains what it has and
-//! stops; SIGPIPE, even at its default disposition, never kills the process.
+//! Row 18 of docs/reliability.md, signals: SIGTERM, SIGHUP and SIGINT arrive
+//! as events; a server told to stop by SIGTERM mid-transfer drains what it
+//! has and stops; SIGPIPE, even at its default disposition, never kills the
+//! process.
 //!
 //! Its own test binary with its own `main`: signal dispositions are
 //! process-wide, and the drain test runs this same binary again as a child
 //! (`--child-server`) that signals itself.
 
-#[cfg(unix)]
-#[path = "util/mod.rs"]
 mod util;
 
-#[cfg(unix)]
 fn main() {
-    if std::env::args().nth(1).as_deref() == Some("--child-server") {
-        unix::child_server();
-        return;
+    #[cfg(unix)]
+    {
+        if std::env::args().nth(1).as_deref() == Some("--child-server") {
+            unix::child_server();
+            return;
+        }
+        util::harness::run_tests(util::harness::tests![unix:
+            raised_signals_arrive_as_events,
+            sigterm_mid_transfer_drains_and_stops,
+            sigpipe_at_default_never_kills_on_a_reset_peer,
+        ]);
     }
-    unix::raised_signals_arrive_as_events();
-    unix::sigterm_mid_transfer_drains_and_stops();
-    unix::sigpipe_at_default_never_kills_on_a_reset_peer();
-    println!("signals: 3 tests passed");
-}
-
-#[cfg(not(unix))]
-fn main() {
     // Windows has only Ctrl-C (Signal::Interrupt), which a test cannot send
     // to its own console under wine; the signal module's unit tests cover
     // the registration there.
-    println!("signals: skipped, Unix signals do not exist on this platform");
+    #[cfg(not(unix))]
+    util::harness::skip("Unix signals do not exist on this platform");
 }
 
 #[cfg(unix)]
@@ -36,11 +35,11 @@ mod unix {
     use std::net::{Shutdown, TcpStream};
     use std::process::{Command, Stdio};
     use std::sync::mpsc;
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     use sockmux::{Event, Events, Signal, Sockets, Token};
 
-    use crate::util::{pattern, poll_until, LIMIT};
+    use crate::util::{accept_one, pattern, poll_until, read_to_would_block, reset, LIMIT};
 
     pub(crate) fn raised_signals_arrive_as_events() {
         let mut sockets = Sockets::new().unwrap();
@@ -138,30 +137,24 @@ mod unix {
                         let Some(i) = conns.iter().position(|c| c.0 == t) else {
                             continue;
                         };
-                        loop {
-                            match sockets.read(t, &mut buf) {
-                                Ok(0) => {
-                                    let reply = format!("received {}\n", conns[i].1);
-                                    // Small enough for an empty send buffer.
-                                    assert_eq!(
-                                        sockets.write(t, reply.as_bytes()).unwrap(),
-                                        reply.len()
-                                    );
-                                    sockets.remove(t).unwrap();
-                                    conns.swap_remove(i);
-                                    break;
+                        let ended = read_to_would_block(
+                            &mut buf,
+                            |b| sockets.read(t, b),
+                            |chunk| {
+                                conns[i].1 += chunk.len();
+                                if conns[i].1 >= 1 << 20 && !signalled {
+                                    signalled = true;
+                                    // SAFETY: SIGTERM is watched: it becomes an event.
+                                    assert_eq!(unsafe { libc::raise(libc::SIGTERM) }, 0);
                                 }
-                                Ok(n) => {
-                                    conns[i].1 += n;
-                                    if conns[i].1 >= 1 << 20 && !signalled {
-                                        signalled = true;
-                                        // SAFETY: SIGTERM is watched: it becomes an event.
-                                        assert_eq!(unsafe { libc::raise(libc::SIGTERM) }, 0);
-                                    }
-                                }
-                                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                                Err(e) => panic!("read: {e}"),
-                            }
+                            },
+                        );
+                        if ended {
+                            let reply = format!("received {}\n", conns[i].1);
+                            // Small enough for an empty send buffer.
+                            assert_eq!(sockets.write(t, reply.as_bytes()).unwrap(), reply.len());
+                            sockets.remove(t).unwrap();
+                            conns.swap_remove(i);
                         }
                     }
                     _ => {}
@@ -179,17 +172,8 @@ mod unix {
         let mut events = Events::with_capacity(8);
         let listener = sockets.listen_tcp("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(sockets.local_addr(listener).unwrap()).unwrap();
-        let mut conn = None;
-        poll_until(&mut sockets, &mut events, LIMIT, |s, e| {
-            if e == Event::Read(listener) {
-                conn = s.accept(listener).ok();
-            }
-            conn.is_some()
-        });
-        let conn = conn.unwrap();
-        let client = socket2::Socket::from(client);
-        client.set_linger(Some(Duration::ZERO)).unwrap();
-        drop(client); // RST
+        let conn = accept_one(&mut sockets, &mut events, listener);
+        reset(client);
         poll_until(&mut sockets, &mut events, LIMIT, |_, e| {
             e == Event::Error(conn)
         });

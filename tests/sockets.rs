@@ -8,7 +8,7 @@ use std::net::{TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use sockmux::{Event, Events, Interest, Sockets};
-use util::{poll_until, LIMIT};
+use util::{accept_one, events_during, poll_until, read_to_would_block, LIMIT, QUIET};
 
 #[test]
 fn poll_with_a_timeout_returns_after_it_and_none_blocks_until_woken() {
@@ -19,10 +19,8 @@ fn poll_with_a_timeout_returns_after_it_and_none_blocks_until_woken() {
     assert_eq!(sockets.poll(&mut events, Some(wait)).unwrap(), 0);
     let took = start.elapsed();
     assert!(took >= wait, "returned early: {took:?}");
-    assert!(
-        took < wait + Duration::from_secs(5),
-        "returned late: {took:?}"
-    );
+    // A bound for a hang, not a speed: how late it returns is the machine's.
+    assert!(took < LIMIT, "returned after {took:?}");
 
     // None: blocks until something happens (here a wake from a thread that
     // first waits for a while).
@@ -97,28 +95,17 @@ fn connect_tcp_completes_as_write_and_data_flows_both_ways() {
     drop(server);
     let mut got = Vec::new();
     poll_until(&mut sockets, &mut events, LIMIT, |s, e| {
-        if e == Event::Read(conn) {
-            loop {
-                match s.read(conn, &mut buf) {
-                    Ok(0) => return true, // end of stream
-                    Ok(n) => got.extend_from_slice(&buf[..n]),
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) => panic!("{e}"),
-                }
-            }
-        }
-        false
+        // Until the end of stream.
+        e == Event::Read(conn)
+            && read_to_would_block(
+                &mut buf,
+                |b| s.read(conn, b),
+                |chunk| got.extend_from_slice(chunk),
+            )
     });
     assert_eq!(got, b"world");
     // After the end of stream the table stops raising Read for it.
-    let mut after = Vec::new();
-    let end = Instant::now() + Duration::from_millis(100);
-    while Instant::now() < end {
-        sockets
-            .poll(&mut events, Some(Duration::from_millis(20)))
-            .unwrap();
-        after.extend(events.iter());
-    }
+    let after = events_during(&mut sockets, &mut events, QUIET);
     assert!(!after.contains(&Event::Read(conn)), "{after:?}");
 }
 
@@ -189,13 +176,7 @@ fn wrong_kind_calls_are_clear_errors_and_lose_nothing() {
     // The sockets still work.
     let mut client = TcpStream::connect(sockets.local_addr(listener).unwrap()).unwrap();
     client.write_all(b"x").unwrap();
-    let mut accepted = None;
-    poll_until(&mut sockets, &mut events, LIMIT, |s, e| {
-        if e == Event::Read(listener) {
-            accepted = s.accept(listener).ok();
-        }
-        accepted.is_some()
-    });
+    accept_one(&mut sockets, &mut events, listener);
     assert_eq!(sockets.len(), 3);
 }
 

@@ -1,34 +1,22 @@
-//! The socket table against `RELIABILITY.md` rows 6, 7, 9, 12, 13, 14 and 16
-//! (row 17 has its own binary: `tests/eintr.rs`), plus the event order for
-//! one OS event, stale tokens with a one-event buffer, and interest changes.
+//! The socket table against rows 6, 7, 12, 13, 14 and 16 of
+//! docs/reliability.md (row 9 is tested on both platforms in
+//! `tests/windows_diffs.rs`; row 17 has its own binary: `tests/eintr.rs`),
+//! plus the event order for one OS event, stale tokens with a one-event
+//! buffer, and interest changes.
 
 mod util;
 
 use std::cell::Cell;
 use std::io::{ErrorKind, Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::rc::Rc;
 use std::time::Duration;
 
 use sockmux::{Event, Events, Interest, Mode, Sockets, Token};
-use util::{events_during, pattern, poll_until, LIMIT};
-
-const QUIET: Duration = Duration::from_millis(150);
-
-/// An address nobody listens on: bind, read the port, close.
-fn freed_tcp_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-fn freed_udp_addr() -> SocketAddr {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
+use util::{
+    accept_one, events_during, freed_tcp_addr, pattern, poll_until, recv_to_would_block, reset,
+    LIMIT, QUIET,
+};
 
 /// A listener in the table and a connected pair: (listener, server side in
 /// the table, client side as a blocking std stream).
@@ -38,18 +26,8 @@ fn tcp_pair<D: Default>(
 ) -> (Token, Token, TcpStream) {
     let listener = sockets.listen_tcp("127.0.0.1:0").unwrap();
     let client = TcpStream::connect(sockets.local_addr(listener).unwrap()).unwrap();
-    let mut conn = None;
-    poll_until(sockets, events, LIMIT, |s, e| {
-        if e == Event::Read(listener) {
-            match s.accept(listener) {
-                Ok(t) => conn = Some(t),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) => panic!("accept: {e}"),
-            }
-        }
-        conn.is_some()
-    });
-    (listener, conn.unwrap(), client)
+    let conn = accept_one(sockets, events, listener);
+    (listener, conn, client)
 }
 
 // ---------------------------------------------------------------------------
@@ -193,13 +171,11 @@ fn row06_edge_mode_reports_once_until_new_data() {
         e == Event::Read(server)
     });
     let mut got = Vec::new();
-    loop {
-        match sockets.recv(server, &mut buf) {
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-            Err(e) => panic!("recv: {e}"),
-        }
-    }
+    recv_to_would_block(
+        &mut buf,
+        |b| sockets.recv(server, b),
+        |d| got.extend_from_slice(d),
+    );
     assert_eq!(got, b"bc");
 }
 
@@ -233,63 +209,6 @@ fn row07_zero_length_datagram_is_a_datagram_not_eof() {
         sockets.contains(server),
         "a 0-byte datagram must not close the socket"
     );
-}
-
-// ---------------------------------------------------------------------------
-// Row 9: ICMP port unreachable on connected UDP.
-
-// Not on Windows: Windows reports no ICMP error through the poll, it hands
-// it to the next receive or send (and wine keeps it in SO_ERROR), so a test
-// that only polls never sees it. tests/windows_diffs.rs tests the contract
-// on both platforms with a client that also receives and sends.
-#[test]
-#[cfg_attr(windows, ignore = "Windows hands ICMP errors to recv/send")]
-fn row09_icmp_port_unreachable_on_connected_udp_is_one_error_and_socket_lives() {
-    let mut sockets = Sockets::new().unwrap();
-    let mut events = Events::with_capacity(16);
-    let dead = freed_udp_addr();
-    let client = sockets.connect_udp(dead).unwrap();
-    sockets.send(client, b"anyone?").unwrap();
-
-    let mut seen = Vec::new();
-    poll_until(&mut sockets, &mut events, LIMIT, |_, e| {
-        seen.push(e);
-        e == Event::Error(client)
-    });
-    assert!(
-        !seen.contains(&Event::Read(client)),
-        "not readable: {seen:?}"
-    );
-    let err = sockets.take_error(client).unwrap().expect("a stored error");
-    assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
-    let later = events_during(&mut sockets, &mut events, QUIET);
-    assert!(later.is_empty(), "the error surfaces once: {later:?}");
-    assert!(sockets.contains(client));
-
-    // Still usable: a server appears on the port and the exchange works.
-    let Ok(server) = UdpSocket::bind(dead) else {
-        // Another process took the freed port: usability is covered by the
-        // send below failing only with the refusal, not with a closed socket.
-        let r = sockets.send(client, b"again");
-        assert!(r.is_ok() || r.unwrap_err().kind() == ErrorKind::ConnectionRefused);
-        return;
-    };
-    sockets.send(client, b"ping").unwrap();
-    let mut buf = [0u8; 16];
-    server.set_read_timeout(Some(LIMIT)).unwrap();
-    let (n, from) = server.recv_from(&mut buf).unwrap();
-    assert_eq!(&buf[..n], b"ping");
-    server.send_to(b"pong", from).unwrap();
-    let mut reply = Vec::new();
-    poll_until(&mut sockets, &mut events, LIMIT, |s, e| {
-        if e == Event::Read(client) {
-            if let Ok(n) = s.recv(client, &mut buf) {
-                reply.extend_from_slice(&buf[..n]);
-            }
-        }
-        !reply.is_empty()
-    });
-    assert_eq!(reply, b"pong");
 }
 
 // ---------------------------------------------------------------------------
@@ -640,10 +559,8 @@ fn event_order_read_write_error_for_one_os_event() {
     sockets.set_interest(conn, Interest::BOTH).unwrap();
     // Let the new connection's writability be reported and consumed first.
     let _ = events_during(&mut sockets, &mut events, Duration::from_millis(20));
-    let client = socket2::Socket::from(client);
-    client.set_linger(Some(Duration::ZERO)).unwrap();
     (&client).write_all(b"last words").unwrap();
-    drop(client); // RST
+    reset(client);
     let mut batch = Vec::new();
     poll_until(&mut sockets, &mut events, LIMIT, |_, e| {
         if e.token() == Some(conn) {

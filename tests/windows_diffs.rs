@@ -10,17 +10,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use sockmux::{Event, Events, Mode, Sockets, Token};
-use util::{events_during, poll_until, LIMIT};
-
-const QUIET: Duration = Duration::from_millis(150);
-
-/// An address nobody listens on: bind, read the port, close.
-fn freed_udp_addr() -> SocketAddr {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
+use util::{
+    accept_one, events_during, freed_udp_addr, poll_until, recv_to_would_block, reset, LIMIT, QUIET,
+};
 
 /// Whether this program runs under wine, whose sockets are Linux's
 /// underneath: ntdll exports `wine_get_version` there and nowhere else.
@@ -80,28 +72,49 @@ fn errors(seen: &[Event], token: Token) -> usize {
 // ---------------------------------------------------------------------------
 // ICMP port unreachable on UDP.
 
-/// A connected UDP client whose server is gone, then back: the port
-/// unreachable is one `Error` whose `take_error` says `ConnectionRefused`,
-/// no receive or send fails, and the exchange with the new server works.
+/// Row 9 of docs/reliability.md: a connected UDP client whose server is
+/// gone, then back. The port unreachable is one `Error` whose `take_error`
+/// says `ConnectionRefused`, no receive or send fails, the socket lives, and
+/// the exchange with the new server works.
 ///
-/// Where it surfaces differs: Linux reports it through the poll; Windows
-/// hands it to the next receive or send (`WSAECONNRESET`), where the table
-/// takes it. Wine does neither: it keeps the error as the socket's pending
-/// error (`SO_ERROR`), where only `take_error` finds it, with no `Error`.
+/// Where it surfaces differs: Linux reports it through the poll (and then
+/// nothing else: the socket is not readable); Windows hands it to the next
+/// receive or send (`WSAECONNRESET`), where the table takes it. Wine does
+/// neither: it keeps the error as the socket's pending error (`SO_ERROR`),
+/// where only `take_error` finds it, with no `Error`.
 #[test]
-fn udp_port_unreachable_on_a_connected_socket_is_one_error_and_the_socket_lives() {
+fn row09_udp_port_unreachable_on_a_connected_socket_is_one_error_and_the_socket_lives() {
     let mut sockets = Sockets::new().unwrap();
     let mut events = Events::with_capacity(16);
     let dead = freed_udp_addr();
     let client = sockets.connect_udp(dead).unwrap();
     sockets.send(client, b"anyone?").unwrap();
     // The ICMP reply comes back on loopback while the client polls and
-    // tries to receive.
-    let mut seen = poll_and_recv(&mut sockets, &mut events, client, QUIET, |_| false);
+    // tries to receive: wait for its Error (wine raises none, so there the
+    // window is all there is).
+    let wait = if under_wine() { QUIET } else { LIMIT };
+    let mut seen = poll_and_recv(&mut sockets, &mut events, client, wait, |seen| {
+        errors(seen, client) > 0
+    });
+    // Nothing more comes while the port stays dead.
+    seen.extend(poll_and_recv(
+        &mut sockets,
+        &mut events,
+        client,
+        QUIET,
+        |_| false,
+    ));
+    if !cfg!(windows) {
+        assert_eq!(seen, [Event::Error(client)], "not readable, one error");
+    }
 
     // A server appears on the port: the next send must go through.
     let Ok(server) = UdpSocket::bind(dead) else {
-        return; // another process took the freed port meanwhile
+        // Another process took the freed port meanwhile: the exchange
+        // cannot be checked, the report can.
+        let err = sockets.take_error(client).unwrap().expect("a stored error");
+        assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
+        return;
     };
     server.set_read_timeout(Some(LIMIT)).unwrap();
     sockets.send(client, b"ping").unwrap();
@@ -137,6 +150,7 @@ fn udp_port_unreachable_on_a_connected_socket_is_one_error_and_the_socket_lives(
         // Taken once, it is gone (wine does not clear SO_ERROR on reading).
         assert!(sockets.take_error(client).unwrap().is_none());
     }
+    assert!(sockets.contains(client));
 }
 
 /// tokio-rs/tokio#2017: a UDP server replies to a client that has gone
@@ -310,22 +324,9 @@ fn reset_after_data_reads_the_data_then_one_error() {
     let mut events = Events::with_capacity(16);
     let listener = sockets.listen_tcp("127.0.0.1:0").unwrap();
     let client = TcpStream::connect(sockets.local_addr(listener).unwrap()).unwrap();
-    let mut conn = None;
-    poll_until(&mut sockets, &mut events, LIMIT, |s, e| {
-        if e == Event::Read(listener) {
-            match s.accept(listener) {
-                Ok(t) => conn = Some(t),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) => panic!("accept: {e}"),
-            }
-        }
-        conn.is_some()
-    });
-    let conn = conn.unwrap();
-    let client = socket2::Socket::from(client);
-    client.set_linger(Some(Duration::ZERO)).unwrap();
+    let conn = accept_one(&mut sockets, &mut events, listener);
     (&client).write_all(b"last words").unwrap();
-    drop(client); // RST
+    reset(client);
 
     let mut seen = Vec::new();
     poll_until(&mut sockets, &mut events, LIMIT, |_, e| {
@@ -367,13 +368,11 @@ fn edge_mode_drained_to_wouldblock_reports_the_next_datagram() {
         let mut got = Vec::new();
         poll_until(&mut sockets, &mut events, LIMIT, |s, e| {
             if e == Event::Read(server) {
-                loop {
-                    match s.recv(server, &mut buf) {
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                        Err(e) => panic!("recv: {e}"),
-                    }
-                }
+                recv_to_would_block(
+                    &mut buf,
+                    |b| s.recv(server, b),
+                    |d| got.extend_from_slice(d),
+                );
             }
             !got.is_empty()
         });
@@ -407,13 +406,11 @@ fn edge_mode_not_drained_raises_nothing_new_on_windows() {
     assert!(!later.contains(&Event::Read(server)), "{later:?}");
     // Draining re-arms: everything is there.
     let mut got = Vec::new();
-    loop {
-        match sockets.recv(server, &mut buf) {
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-            Err(e) => panic!("recv: {e}"),
-        }
-    }
+    recv_to_would_block(
+        &mut buf,
+        |b| sockets.recv(server, b),
+        |d| got.extend_from_slice(d),
+    );
     assert_eq!(got, b"bc");
 }
 
@@ -430,34 +427,41 @@ fn listen_tcp_rebinds_a_port_left_in_time_wait() {
     let listener = sockets.listen_tcp("127.0.0.1:0").unwrap();
     let addr = sockets.local_addr(listener).unwrap();
     let mut client = TcpStream::connect(addr).unwrap();
-    let mut conn = None;
-    poll_until(&mut sockets, &mut events, LIMIT, |s, e| {
-        if e == Event::Read(listener) {
-            if let Ok(t) = s.accept(listener) {
-                conn = Some(t);
-            }
-        }
-        conn.is_some()
-    });
+    let conn = accept_one(&mut sockets, &mut events, listener);
     // The server closes first (its side goes to TIME_WAIT), then the client.
-    drop(sockets.remove(conn.unwrap()).unwrap());
+    drop(sockets.remove(conn).unwrap());
     client.set_read_timeout(Some(LIMIT)).unwrap();
     assert_eq!(client.read(&mut [0; 8]).unwrap(), 0);
     drop(client);
     drop(sockets.remove(listener).unwrap());
-    std::thread::sleep(Duration::from_millis(50)); // the last ACK
+    // The client's FIN reaches the server's side, which then goes to
+    // TIME_WAIT: at once on loopback, but not always before `drop` returns,
+    // so it is waited for (never slept for) where it can be seen.
 
-    // What the OS itself does for a bare socket with no option set.
-    let bare = bind_bare(addr);
+    // What the OS itself does for a bare socket with no option set. Linux:
+    // once /proc/net/tcp shows the TIME_WAIT, a refusal.
     #[cfg(target_os = "linux")]
-    assert_eq!(
-        bare.as_ref().map(|_| ()).map_err(|e| e.kind()),
-        Err(ErrorKind::AddrInUse),
-        "Linux refuses a port in TIME_WAIT without SO_REUSEADDR"
-    );
+    {
+        wait_for_time_wait(addr);
+        let bare = bind_bare(addr);
+        assert_eq!(
+            bare.as_ref().map(|_| ()).map_err(|e| e.kind()),
+            Err(ErrorKind::AddrInUse),
+            "Linux refuses a port in TIME_WAIT without SO_REUSEADDR"
+        );
+    }
+    // Windows: a bind, once the TIME_WAIT has come (until then the closing
+    // connection holds the port, and the first tries may be refused).
     #[cfg(windows)]
-    assert!(bare.is_ok(), "Windows rebinds without options: {bare:?}");
-    drop(bare);
+    {
+        let deadline = Instant::now() + LIMIT;
+        let mut bare = bind_bare(addr);
+        while bare.is_err() && Instant::now() < deadline {
+            std::thread::yield_now();
+            bare = bind_bare(addr);
+        }
+        assert!(bare.is_ok(), "Windows rebinds without options: {bare:?}");
+    }
 
     let again = sockets.listen_tcp(addr).unwrap();
     assert_eq!(sockets.local_addr(again).unwrap(), addr);
@@ -465,6 +469,36 @@ fn listen_tcp_rebinds_a_port_left_in_time_wait() {
     poll_until(&mut sockets, &mut events, LIMIT, |_, e| {
         e == Event::Read(again)
     });
+}
+
+/// Waits until a connection on local address `addr` is in TIME_WAIT, as
+/// `/proc/net/tcp` lists it (state `06`); panics after `LIMIT`.
+#[cfg(target_os = "linux")]
+#[track_caller]
+fn wait_for_time_wait(addr: SocketAddr) {
+    let SocketAddr::V4(v4) = addr else {
+        panic!("{addr}: IPv4 only")
+    };
+    // The address as the kernel prints it: the IPv4 address as a
+    // native-endian number, the port in host order, both in hex.
+    let local = format!(
+        "{:08X}:{:04X}",
+        u32::from_ne_bytes(v4.ip().octets()),
+        v4.port()
+    );
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        let time_wait = table.lines().skip(1).any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(1) == Some(&local.as_str()) && fields.get(3) == Some(&"06")
+        });
+        if time_wait {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{addr} never in TIME_WAIT");
+        std::thread::yield_now();
+    }
 }
 
 /// A listening socket bound with no option at all, as the OS's default.

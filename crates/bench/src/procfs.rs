@@ -97,27 +97,85 @@ fn clock_ticks() -> u64 {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::{on_cpu, ticked_cpu, ProcStats};
+    use std::process::{Child, Command};
     use std::time::{Duration, Instant};
 
-    #[test]
-    fn own_cpu_time_grows_with_work_and_both_sources_agree() {
-        let pid = std::process::id();
-        let before = ProcStats::read(pid).unwrap();
-        let start = Instant::now();
-        let mut x = 0u64;
-        while start.elapsed() < Duration::from_millis(60) {
-            x = std::hint::black_box(x.wrapping_add(1));
+    /// A bound for a hang, never a measure of speed: a loaded machine
+    /// takes longer to give the child its CPU time, and that is all.
+    const LIMIT: Duration = Duration::from_secs(60);
+
+    /// A single-threaded child that spins until it is killed.
+    struct Spinner(Child);
+
+    impl Drop for Spinner {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
         }
-        let after = ProcStats::read(pid).unwrap();
-        let spent = after.cpu.saturating_sub(before.cpu);
-        assert!(spent >= Duration::from_millis(50), "{spent:?}");
-        assert!(after.peak_rss_kib > 0);
-        // The exact figure and the ticked one describe the same time.
+    }
+
+    /// The state letter of `/proc/PID/stat` (`T`: stopped).
+    fn state(pid: u32) -> char {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let (_, rest) = stat.rsplit_once(')').unwrap();
+        rest.trim_start().chars().next().unwrap()
+    }
+
+    /// Checks `ready` every 10 ms until it holds; panics after `LIMIT`.
+    #[track_caller]
+    fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+        let deadline = Instant::now() + LIMIT;
+        while !ready() {
+            assert!(Instant::now() < deadline, "{what}: not within {LIMIT:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// CPU time is read, grows with work, and the exact and the ticked
+    /// figure agree. Measured on a spinning child, not on this process:
+    /// the child's one thread is all its time (this binary runs other
+    /// tests on threads that come and go, and the exact figure counts live
+    /// threads only), and it is stopped before the two are compared, so
+    /// that both describe the same moment. Nothing here depends on how fast
+    /// the machine is: it waits for the time to grow, however long that
+    /// takes.
+    #[test]
+    fn cpu_time_grows_with_work_and_both_sources_agree() {
+        let child = Spinner(
+            Command::new("sh")
+                .args(["-c", "while :; do :; done"])
+                .spawn()
+                .unwrap(),
+        );
+        let pid = child.0.id();
+        let first = ProcStats::read(pid).unwrap();
+        let first_ticked = ticked_cpu(pid).unwrap();
+        assert!(first.peak_rss_kib > 0);
+        // Both grow: the exact figure by some work, the ticked one by a
+        // whole tick at least.
+        let grown = Duration::from_millis(50);
+        wait_until("the child's CPU time grows", || {
+            let exact = on_cpu(pid).expect("schedstat on Linux");
+            exact >= first.cpu + grown && ticked_cpu(pid).unwrap() > first_ticked
+        });
+
+        // SAFETY: kill(2) with the child's pid and a valid signal number.
+        assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGSTOP) }, 0);
+        wait_until("the child stops", || state(pid) == 'T');
+        let stopped = ProcStats::read(pid).unwrap();
         let exact = on_cpu(pid).expect("schedstat on Linux");
         let ticked = ticked_cpu(pid).unwrap();
+        assert_eq!(stopped.cpu, exact, "the exact figure where there is one");
+        assert!(exact >= first.cpu + grown, "{exact:?}");
+        // The ticked figure is the same time cut down to whole ticks (and,
+        // on kernels that sample instead of scaling, off by a few ticks); a
+        // wrong unit would be off by a factor of ten or more.
+        let tick = Duration::from_nanos(1_000_000_000 / super::clock_ticks());
+        println!("the stopped child: {exact:?} exact, {ticked:?} ticked, tick {tick:?}");
+        let slack = (exact / 4).max(tick * 3);
         assert!(
-            exact.abs_diff(ticked) < Duration::from_millis(500),
-            "{exact:?} vs {ticked:?}"
+            exact.abs_diff(ticked) <= slack,
+            "exact {exact:?} vs ticked {ticked:?}, tick {tick:?}"
         );
     }
 }
