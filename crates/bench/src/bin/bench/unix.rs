@@ -403,7 +403,8 @@ fn present(o: &Options, results: &Results) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// The bars of PERFORMANCE.md that the timed run measures, per sockmux row.
+/// The bars (docs/benchmarks.md, "The bars") that the timed run measures,
+/// per sockmux row.
 fn bars(results: &Results) -> String {
     let mut out = String::from(
         "\nBars (server CPU/request ≤ mio and ≤ tokio; peak RSS at 1000 conns ≤ 1.10× mio):\n",
