@@ -18,13 +18,15 @@ fn main() {
         }
         util::harness::run_tests(util::harness::tests![unix:
             raised_signals_arrive_as_events,
+            a_responder_gets_the_signals_it_watches,
             sigterm_mid_transfer_drains_and_stops,
             sigpipe_at_default_never_kills_on_a_reset_peer,
         ]);
     }
     // Windows has only Ctrl-C (Signal::Interrupt), which a test cannot send
-    // to its own console under wine; the signal module's unit tests cover
-    // the registration there.
+    // to its own console under wine; the doctests of `Signal`,
+    // `Sockets::watch_signals` and `Context::watch_signals` cover the
+    // registration there.
     #[cfg(not(unix))]
     util::harness::skip("Unix signals do not exist on this platform");
 }
@@ -62,6 +64,49 @@ mod unix {
             assert_eq!(seen, vec![Event::Signal(want)], "exactly the one signal");
         }
         println!("ok: SIGTERM, SIGHUP and SIGINT arrive as events");
+    }
+
+    /// `Context::watch_signals` subscribes the responder that calls it: a
+    /// raised SIGHUP reaches its `ready` as `Event::Signal`, and not the
+    /// `ready` of a responder that did not ask.
+    pub(crate) fn a_responder_gets_the_signals_it_watches() {
+        use sockmux::{Action, Context, Dispatcher, Responder};
+
+        struct Watcher;
+        impl Responder<Vec<&'static str>> for Watcher {
+            fn registered(&mut self, cx: &mut Context<'_, Vec<&'static str>>) -> Action {
+                cx.watch_signals(&[Signal::Hangup]).unwrap();
+                Action::Continue
+            }
+            fn ready(&mut self, event: Event, cx: &mut Context<'_, Vec<&'static str>>) -> Action {
+                if event == Event::Signal(Signal::Hangup) {
+                    cx.state.push("watcher");
+                }
+                Action::Continue
+            }
+        }
+        let bystander = |event: Event, cx: &mut Context<'_, Vec<&'static str>>| {
+            if let Event::Signal(_) = event {
+                cx.state.push("bystander");
+            }
+            Action::Continue
+        };
+        let mut dispatcher = Dispatcher::new(Vec::new()).unwrap();
+        dispatcher
+            .sockets()
+            .bind_udp("127.0.0.1:0", Watcher)
+            .unwrap();
+        dispatcher
+            .sockets()
+            .bind_udp("127.0.0.1:0", bystander)
+            .unwrap();
+        // The first turn runs the `registered` hooks.
+        dispatcher.turn(Some(std::time::Duration::ZERO)).unwrap();
+        // SAFETY: raise with a signal number whose handler is installed.
+        assert_eq!(unsafe { libc::raise(libc::SIGHUP) }, 0);
+        crate::util::turn_until(&mut dispatcher, LIMIT, |d| !d.state().is_empty());
+        assert_eq!(dispatcher.state(), &["watcher"]);
+        println!("ok: SIGHUP reaches the responder that watches it, only");
     }
 
     /// The parent: runs the child server, sends it 8 MiB, and checks that

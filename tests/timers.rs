@@ -109,6 +109,24 @@ fn cancelled_timer_never_fires_and_fired_one_cannot_be_cancelled() {
     assert!(before.elapsed() >= Duration::from_millis(30));
 }
 
+/// A delay or a period too long for an `Instant` (`Duration::MAX`) is a
+/// timer that never fires, not a panic; it can be cancelled, and a timer
+/// due soon still fires past it.
+#[test]
+fn a_timer_of_duration_max_never_fires_and_can_be_cancelled() {
+    let mut sockets = Sockets::new().unwrap();
+    let never = sockets.timer_after(Duration::MAX);
+    let never_periodic = sockets.timer_every(Duration::MAX);
+    let soon = sockets.timer_after(Duration::from_millis(5));
+    let seen = collect_timers(&mut sockets, |s| !s.is_empty());
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].0, soon);
+    let quiet = util::events_during(&mut sockets, &mut Events::with_capacity(8), util::QUIET);
+    assert!(quiet.is_empty(), "{quiet:?}");
+    assert!(sockets.cancel_timer(never));
+    assert!(sockets.cancel_timer(never_periodic));
+}
+
 #[test]
 fn poll_timeout_is_bounded_by_the_nearest_timer() {
     let mut sockets = Sockets::new().unwrap();
