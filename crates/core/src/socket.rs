@@ -288,6 +288,11 @@ impl Socket {
 /// A socket the table can adopt: the standard library's sockets, switched
 /// to non-blocking mode, and a [`Socket`] made by its constructors.
 ///
+/// A socket from elsewhere (another library, a descriptor inherited from a
+/// parent process, `socket2`) comes in through the standard library type of
+/// its kind: `std::net::TcpStream::from(owned_fd)` on Unix, `from(owned_socket)`
+/// on Windows, or `socket2::Socket::into()`.
+///
 /// # Examples
 ///
 /// ```
