@@ -181,3 +181,37 @@ fn a_bounded_channel_hands_back_what_does_not_fit() {
     dispatcher.run_for(LIMIT).unwrap();
     assert_eq!(dispatcher.state(), &[Ok(()), Err('b')]);
 }
+
+/// Subscribers that close themselves when woken (their subscriptions go
+/// with them, mid-dispatch) still each get the one `Wake`.
+#[test]
+fn every_subscriber_is_woken_even_when_each_closes_on_the_wake() {
+    struct Once(&'static str);
+    impl Responder<Vec<&'static str>> for Once {
+        fn registered(&mut self, cx: &mut Context<'_, Vec<&'static str>>) -> Action {
+            let waker = cx.waker().expect("a waker");
+            if self.0 == "c" {
+                waker.wake().unwrap();
+            }
+            Action::Continue
+        }
+        fn ready(&mut self, event: Event, cx: &mut Context<'_, Vec<&'static str>>) -> Action {
+            if event == Event::Wake {
+                cx.state.push(self.0);
+                return Action::Close;
+            }
+            Action::Continue
+        }
+    }
+    let mut dispatcher = Dispatcher::new(Vec::new()).unwrap();
+    for name in ["a", "b", "c"] {
+        dispatcher
+            .sockets()
+            .bind_udp("127.0.0.1:0", Once(name))
+            .unwrap();
+    }
+    turn_until(&mut dispatcher, LIMIT, |d| d.sockets().is_empty());
+    let mut woken = dispatcher.state().clone();
+    woken.sort_unstable();
+    assert_eq!(woken, ["a", "b", "c"]);
+}

@@ -213,18 +213,26 @@ pub(crate) fn call<S>(
 pub(crate) fn call_subscribers<S>(core: &mut LoopState<S>, state: &mut S, event: Event) -> usize {
     let mut called = 0;
     let mut i = 0;
-    while let Some(&(token, wanted)) = core.subscribers.get(i) {
+    while let Some(&entry) = core.subscribers.get(i) {
+        let (token, wanted) = entry;
         if wanted != event {
             i += 1;
             continue;
         }
-        if call(core, state, token, |r, cx| r.ready(event, cx)) {
-            called += 1;
-            i += 1;
-        } else {
+        if !call(core, state, token, |r, cx| r.ready(event, cx)) {
+            // Its socket is gone.
             core.subscribers.swap_remove(i);
+            continue;
         }
+        called += 1;
         run_queued_work(core, state);
+        // The call may have removed sockets, this one or others, and with
+        // them their subscriptions (keeping the order): move on only if
+        // the entry just served is still here, else what took its place
+        // is next.
+        if core.subscribers.get(i) == Some(&entry) {
+            i += 1;
+        }
     }
     called
 }
