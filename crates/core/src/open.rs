@@ -145,10 +145,7 @@ impl Socket {
     /// ```
     pub fn connect_tcp(addr: impl ToSocketAddrs) -> io::Result<Socket> {
         let stream = each_addr(addr, mio::net::TcpStream::connect)?;
-        Ok(Socket {
-            inner: Inner::TcpStream(stream),
-            connecting: true,
-        })
+        Ok(Inner::TcpConnecting(stream).into())
     }
 }
 
@@ -189,7 +186,7 @@ mod tests {
         let bad: SocketAddr = "[fe80::1]:9".parse().unwrap();
         assert!(mio::net::TcpStream::connect(bad).is_err(), "fails at once");
         let socket = Socket::connect_tcp(&[bad, good][..]).unwrap();
-        assert!(socket.connecting);
+        assert!(socket.into_entry().1, "connecting");
         listener.accept().unwrap();
     }
 

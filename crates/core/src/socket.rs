@@ -39,9 +39,6 @@ use mio::net::{TcpListener, TcpStream, UdpSocket};
 #[derive(Debug)]
 pub struct Socket {
     pub(crate) inner: Inner,
-    /// A TCP connect started by [`Socket::connect_tcp`], not known to
-    /// have completed: the table waits for its outcome.
-    pub(crate) connecting: bool,
 }
 
 /// The mio socket behind a [`Socket`].
@@ -50,6 +47,11 @@ pub(crate) enum Inner {
     Udp(UdpSocket),
     TcpListener(TcpListener),
     TcpStream(TcpStream),
+    /// A TCP connect started by [`Socket::connect_tcp`], not yet in a table
+    /// (which makes it a `TcpStream` and waits for the connect's outcome).
+    /// A variant rather than a flag: a flag would make every table entry
+    /// larger.
+    TcpConnecting(TcpStream),
     #[cfg(unix)]
     UnixListener(mio::net::UnixListener),
     #[cfg(unix)]
@@ -60,10 +62,7 @@ pub(crate) enum Inner {
 
 impl From<Inner> for Socket {
     fn from(inner: Inner) -> Socket {
-        Socket {
-            inner,
-            connecting: false,
-        }
+        Socket { inner }
     }
 }
 
@@ -105,7 +104,7 @@ impl Socket {
         match &self.inner {
             Inner::Udp(_) => "UDP socket",
             Inner::TcpListener(_) => "TCP listener",
-            Inner::TcpStream(_) => "TCP stream",
+            Inner::TcpStream(_) | Inner::TcpConnecting(_) => "TCP stream",
             #[cfg(unix)]
             Inner::UnixListener(_) => "Unix listener",
             #[cfg(unix)]
@@ -136,7 +135,7 @@ impl Socket {
         match &self.inner {
             Inner::Udp(s) => s.local_addr(),
             Inner::TcpListener(s) => s.local_addr(),
-            Inner::TcpStream(s) => s.local_addr(),
+            Inner::TcpStream(s) | Inner::TcpConnecting(s) => s.local_addr(),
             #[cfg(unix)]
             _ => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -150,7 +149,7 @@ impl Socket {
         match &self.inner {
             Inner::Udp(s) => s.take_error(),
             Inner::TcpListener(s) => s.take_error(),
-            Inner::TcpStream(s) => s.take_error(),
+            Inner::TcpStream(s) | Inner::TcpConnecting(s) => s.take_error(),
             #[cfg(unix)]
             Inner::UnixListener(s) => s.take_error(),
             #[cfg(unix)]
@@ -262,7 +261,7 @@ impl Socket {
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         match &self.inner {
             Inner::Udp(s) => s.peer_addr(),
-            Inner::TcpStream(s) => s.peer_addr(),
+            Inner::TcpStream(s) | Inner::TcpConnecting(s) => s.peer_addr(),
             _ => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("a {} has no Internet peer address", self.kind()),
@@ -270,11 +269,20 @@ impl Socket {
         }
     }
 
+    /// The socket as a table keeps it, and whether a TCP connect is still
+    /// under way on it.
+    pub(crate) fn into_entry(self) -> (Socket, bool) {
+        match self.inner {
+            Inner::TcpConnecting(s) => (Inner::TcpStream(s).into(), true),
+            inner => (inner.into(), false),
+        }
+    }
+
     pub(crate) fn source(&mut self) -> &mut dyn Source {
         match &mut self.inner {
             Inner::Udp(s) => s,
             Inner::TcpListener(s) => s,
-            Inner::TcpStream(s) => s,
+            Inner::TcpStream(s) | Inner::TcpConnecting(s) => s,
             #[cfg(unix)]
             Inner::UnixListener(s) => s,
             #[cfg(unix)]
@@ -360,7 +368,7 @@ impl AsFd for Socket {
         match &self.inner {
             Inner::Udp(s) => s.as_fd(),
             Inner::TcpListener(s) => s.as_fd(),
-            Inner::TcpStream(s) => s.as_fd(),
+            Inner::TcpStream(s) | Inner::TcpConnecting(s) => s.as_fd(),
             Inner::UnixListener(s) => s.as_fd(),
             Inner::UnixStream(s) => s.as_fd(),
             Inner::UnixDatagram(s) => s.as_fd(),
@@ -384,7 +392,7 @@ impl AsSocket for Socket {
         match &self.inner {
             Inner::Udp(s) => s.as_socket(),
             Inner::TcpListener(s) => s.as_socket(),
-            Inner::TcpStream(s) => s.as_socket(),
+            Inner::TcpStream(s) | Inner::TcpConnecting(s) => s.as_socket(),
         }
     }
 }

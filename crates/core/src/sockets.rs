@@ -219,6 +219,7 @@ impl<D> Sockets<D> {
     /// assert_eq!(*sockets.data(t)?, 7);
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline]
     pub fn data(&self, token: Token) -> io::Result<&D> {
         Ok(&self.table.entry(token)?.data)
     }
@@ -238,6 +239,7 @@ impl<D> Sockets<D> {
     /// assert_eq!(*sockets.data(t)?, 1);
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline]
     pub fn data_mut(&mut self, token: Token) -> io::Result<&mut D> {
         Ok(&mut self.table.entry_mut(token)?.data)
     }
@@ -415,12 +417,14 @@ impl<D: Default> Sockets<D> {
 impl<D> Deref for Sockets<D> {
     type Target = Table<D>;
 
+    #[inline(always)]
     fn deref(&self) -> &Table<D> {
         &self.table
     }
 }
 
 impl<D> DerefMut for Sockets<D> {
+    #[inline(always)]
     fn deref_mut(&mut self) -> &mut Table<D> {
         &mut self.table
     }

@@ -129,7 +129,7 @@ impl<D> Table<D> {
     /// leaves the table as it was (the socket is dropped, so closed).
     pub(crate) fn insert(
         &mut self,
-        mut socket: Socket,
+        socket: Socket,
         interest: Interest,
         data: D,
         register: impl FnOnce(&mut Socket, usize) -> io::Result<()>,
@@ -142,10 +142,11 @@ impl<D> Table<D> {
             self.generations.resize(key + 1, 0);
         }
         let generation = self.generations[key];
+        let (mut socket, connecting) = socket.into_entry();
         register(&mut socket, key)?;
         let token = Token::new(key32, generation);
         debug!("{token}: register {} {interest:?}", socket.kind());
-        let state = if socket.connecting { CONNECTING } else { 0 };
+        let state = if connecting { CONNECTING } else { 0 };
         vacant.insert(Entry {
             socket,
             data,
