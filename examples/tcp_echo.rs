@@ -13,7 +13,7 @@
 //! ```text
 //! cargo run --example tcp_echo                          # 127.0.0.1:7777
 //! cargo run --example tcp_echo -- --addr 0.0.0.0 --port 0
-//! RUST_LOG=debug cargo run --example tcp_echo           # connections, stops
+//! RUST_LOG=debug cargo run --example tcp_echo           # connections, pauses, stops
 //! nc 127.0.0.1 7777                                     # then type lines
 //! ```
 
@@ -136,6 +136,7 @@ impl Responder<Stats> for Listener {
 
     fn timer(&mut self, _: TimerId, cx: &mut Context<'_, Stats>) -> Action {
         if let Some(listener) = cx.state.paused_listener.take() {
+            debug!("pause over: accepting again");
             let _ = cx.sockets.set_interest(listener, Interest::READABLE);
         }
         Action::Continue
@@ -338,6 +339,7 @@ impl Responder<Stats> for Conn {
         // A descriptor came back: a listener paused for want of one tries
         // again now (its timer then finds nothing to do).
         if let Some(listener) = cx.state.paused_listener.take() {
+            debug!("a descriptor came back: accepting again");
             let _ = cx.sockets.set_interest(listener, Interest::READABLE);
         }
     }
