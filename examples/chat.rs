@@ -30,9 +30,9 @@ const USAGE: &str = "usage: chat [--addr ADDR] [--port PORT]\n\n\
     every line a client sends goes to all the others.";
 
 /// Longest line accepted, newline excluded.
-pub(crate) const MAX_LINE: usize = 4096;
+const MAX_LINE: usize = 4096;
 /// Bytes queued for one member at most; past that it is dropped.
-pub(crate) const MAX_QUEUED: usize = 256 * 1024;
+const MAX_QUEUED: usize = 256 * 1024;
 /// Bytes read from one connection per event at most.
 const READ_PER_EVENT: usize = 16 * 1024;
 /// How long a graceful stop may take.
@@ -54,22 +54,19 @@ fn run(addr: impl ToSocketAddrs) -> io::Result<()> {
 }
 
 /// Listens on `addr` with a chat [`Listener`]; returns its token.
-pub(crate) fn listen(
-    dispatcher: &mut Dispatcher<Chat>,
-    addr: impl ToSocketAddrs,
-) -> io::Result<Token> {
+fn listen(dispatcher: &mut Dispatcher<Chat>, addr: impl ToSocketAddrs) -> io::Result<Token> {
     dispatcher.sockets().listen_tcp(addr, Listener)
 }
 
 /// The shared state: who is here, and what waits to be sent to each.
 #[derive(Debug, Default)]
-pub(crate) struct Chat {
-    pub(crate) members: BTreeMap<Token, Member>,
+struct Chat {
+    members: BTreeMap<Token, Member>,
 }
 
 /// One member, as the others see it.
 #[derive(Debug)]
-pub(crate) struct Member {
+struct Member {
     name: String,
     /// Lines for this member; `out[sent..]` is not written yet.
     out: Vec<u8>,
@@ -139,7 +136,7 @@ impl Chat {
 }
 
 /// Accepts members.
-pub(crate) struct Listener;
+struct Listener;
 
 impl Responder<Chat> for Listener {
     fn ready(&mut self, event: Event, cx: &mut Context<'_, Chat>) -> Action {
@@ -162,7 +159,7 @@ impl Responder<Chat> for Listener {
 
 /// One member's connection: the start of a line not yet complete.
 #[derive(Debug, Default)]
-pub(crate) struct Conn {
+struct Conn {
     line: Vec<u8>,
 }
 

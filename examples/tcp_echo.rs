@@ -13,7 +13,7 @@
 //! ```text
 //! cargo run --example tcp_echo                          # 127.0.0.1:7777
 //! cargo run --example tcp_echo -- --addr 0.0.0.0 --port 0
-//! RUST_LOG=debug cargo run --example tcp_echo           # connections, stops
+//! RUST_LOG=debug cargo run --example tcp_echo           # connections, pauses, stops
 //! nc 127.0.0.1 7777                                     # then type lines
 //! ```
 
@@ -31,18 +31,18 @@ const USAGE: &str = "usage: tcp_echo [--addr ADDR] [--port PORT]\n\n\
     Echoes every TCP connection on ADDR:PORT (default 127.0.0.1:7777; port 0 picks one).";
 
 /// Echo bytes queued per connection at which reading from it pauses.
-pub(crate) const HIGH_WATER: usize = 256 * 1024;
+const HIGH_WATER: usize = 256 * 1024;
 /// Queued bytes at which reading resumes.
-pub(crate) const LOW_WATER: usize = 64 * 1024;
+const LOW_WATER: usize = 64 * 1024;
 /// Bytes read from one connection per event at most.
-pub(crate) const READ_PER_EVENT: usize = 64 * 1024;
+const READ_PER_EVENT: usize = 64 * 1024;
 /// Size of one read call.
 const READ_CHUNK: usize = 16 * 1024;
 /// Connections accepted per listener event at most.
 const ACCEPT_PER_EVENT: usize = 64;
 /// How long the listener pauses after an accept error (e.g. out of file
 /// descriptors) before it tries again; nginx waits as long.
-pub(crate) const ACCEPT_PAUSE: Duration = Duration::from_millis(500);
+const ACCEPT_PAUSE: Duration = Duration::from_millis(500);
 /// How long a graceful stop may take.
 const GRACE: Duration = Duration::from_secs(5);
 
@@ -68,7 +68,7 @@ fn run(addr: impl ToSocketAddrs) -> io::Result<()> {
 }
 
 /// Listens on `addr` with an echo [`Listener`]; returns the listener's token.
-pub(crate) fn listen(
+fn listen(
     dispatcher: &mut Dispatcher<Stats>,
     addr: impl ToSocketAddrs,
 ) -> io::Result<sockmux::Token> {
@@ -79,9 +79,9 @@ pub(crate) fn listen(
 /// connection reads into (a connection keeps only what it could not write
 /// back at once, so an idle connection holds no buffer).
 #[derive(Debug)]
-pub(crate) struct Stats {
-    pub(crate) accepted: u64,
-    pub(crate) echoed: u64,
+struct Stats {
+    accepted: u64,
+    echoed: u64,
     scratch: Vec<u8>,
     /// The listener, while it pauses after an accept error.
     paused_listener: Option<sockmux::Token>,
@@ -99,7 +99,7 @@ impl Default for Stats {
 }
 
 /// Accepts connections and registers a [`Conn`] for each.
-pub(crate) struct Listener;
+struct Listener;
 
 impl Responder<Stats> for Listener {
     fn ready(&mut self, event: Event, cx: &mut Context<'_, Stats>) -> Action {
@@ -136,6 +136,7 @@ impl Responder<Stats> for Listener {
 
     fn timer(&mut self, _: TimerId, cx: &mut Context<'_, Stats>) -> Action {
         if let Some(listener) = cx.state.paused_listener.take() {
+            debug!("pause over: accepting again");
             let _ = cx.sockets.set_interest(listener, Interest::READABLE);
         }
         Action::Continue
@@ -144,7 +145,7 @@ impl Responder<Stats> for Listener {
 
 /// One connection: what was read and not yet written back.
 #[derive(Debug)]
-pub(crate) struct Conn {
+struct Conn {
     /// Bytes read; `out[sent..]` still to be written back.
     out: Vec<u8>,
     sent: usize,
@@ -338,6 +339,7 @@ impl Responder<Stats> for Conn {
         // A descriptor came back: a listener paused for want of one tries
         // again now (its timer then finds nothing to do).
         if let Some(listener) = cx.state.paused_listener.take() {
+            debug!("a descriptor came back: accepting again");
             let _ = cx.sockets.set_interest(listener, Interest::READABLE);
         }
     }

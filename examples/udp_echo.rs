@@ -51,10 +51,7 @@ fn run(addr: impl ToSocketAddrs) -> io::Result<()> {
 }
 
 /// Binds `addr` with an echo [`Server`]; returns its token.
-pub(crate) fn bind(
-    dispatcher: &mut Dispatcher<Stats>,
-    addr: impl ToSocketAddrs,
-) -> io::Result<Token> {
+fn bind(dispatcher: &mut Dispatcher<Stats>, addr: impl ToSocketAddrs) -> io::Result<Token> {
     dispatcher.sockets().bind_udp(
         addr,
         Server {
@@ -65,13 +62,13 @@ pub(crate) fn bind(
 
 /// The shared state: counters.
 #[derive(Debug, Default)]
-pub(crate) struct Stats {
-    pub(crate) echoed: u64,
-    pub(crate) dropped: u64,
+struct Stats {
+    echoed: u64,
+    dropped: u64,
 }
 
 /// Sends each datagram back to its sender.
-pub(crate) struct Server {
+struct Server {
     buf: Vec<u8>,
 }
 

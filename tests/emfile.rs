@@ -1,23 +1,23 @@
 //! Row 10 of docs/reliability.md, out of descriptors on accept (EMFILE),
-//! against the `tcp_echo` example's responders: with the process out of
-//! descriptors and connections waiting in the backlog, the loop neither spins
-//! nor stalls (the listener pauses and retries on a timer), connections
-//! already open keep echoing, and once descriptors free up the waiting
-//! connections are accepted and served.
+//! against the `tcp_echo` binary: run with a low descriptor limit (set in
+//! the child before it runs the example) and filled up with connections,
+//! with more connections waiting in the backlog, the server neither spins
+//! nor stalls (the listener pauses, and retries after its pause or as soon as
+//! a connection closes), connections already open keep echoing, and once
+//! descriptors free up the waiting connections are accepted and served.
 //!
-//! Its own test binary with its own `main`: the descriptor limit is
-//! process-wide.
+//! Checked from outside, through the example's log (`RUST_LOG=debug`): one
+//! `accept failed` warning per attempt, `pause over` and `a descriptor came
+//! back` when the listener resumes, `connected` and `closed` per connection;
+//! and through the bytes the clients get back and the count the server
+//! prints when it stops.
+//!
+//! Its own test binary with its own `main`: it counts the server's log lines
+//! over a window of time, which is best done with no other test running.
 
 mod util;
 
-#[cfg(unix)]
-#[path = "../examples/tcp_echo.rs"]
-#[allow(dead_code)] // the example's `main` and argument parsing
-mod tcp_echo;
-
 fn main() {
-    // RUST_LOG=debug shows the listener pausing and resuming.
-    env_logger::init();
     #[cfg(unix)]
     util::harness::run_tests(util::harness::tests![unix:
         waiting_connections_are_accepted_once_descriptors_free_up,
@@ -29,159 +29,236 @@ fn main() {
 
 #[cfg(unix)]
 mod unix {
-    use std::fs::File;
+    use std::io::{self, Read, Write};
     use std::net::{SocketAddr, TcpStream};
+    use std::os::unix::process::CommandExt;
     use std::time::{Duration, Instant};
 
-    use socket2::{Domain, Socket, Type};
-    use sockmux::Dispatcher;
+    use crate::util::example::{is, Server};
+    use crate::util::rlimit::nofile;
+    use crate::util::LIMIT;
 
-    use crate::tcp_echo::{self, ACCEPT_PAUSE};
-    use crate::util::rlimit::{nofile, set_nofile};
-    use crate::util::{round_trip, turn_until, LIMIT};
-
-    const OPEN: usize = 3;
+    /// The server's soft descriptor limit: what it needs to start (about 7)
+    /// and room for a few dozen connections.
+    const DESCRIPTORS: u64 = 32;
+    /// Connections left waiting in the backlog once the server is out of
+    /// descriptors.
     const WAITING: usize = 4;
-    /// How long the loop runs out of descriptors while its events are
-    /// counted.
-    const STARVED: Duration = Duration::from_secs(1);
+    /// How long the server's log is watched while it is out of descriptors.
+    const STARVED: Duration = Duration::from_secs(2);
 
-    /// User + system CPU time of this process: printed, not asserted.
-    fn cpu_time() -> Duration {
-        // SAFETY: getrusage fills the zeroed struct it is given.
-        let usage = unsafe {
-            let mut usage: libc::rusage = std::mem::zeroed();
-            assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut usage), 0);
-            usage
-        };
-        let tv = |t: libc::timeval| {
-            Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-        };
-        tv(usage.ru_utime) + tv(usage.ru_stime)
+    /// `#N.G: connected`: a connection accepted.
+    fn is_connected(line: &str) -> bool {
+        is(line, "DEBUG", ": connected")
+    }
+
+    /// `accept failed: ...; pausing for 500ms`: out of descriptors.
+    fn is_failure(line: &str) -> bool {
+        line.contains(" WARN ") && line.contains("accept failed:")
+    }
+
+    /// `pause over: accepting again`: the listener's timer ran out.
+    fn is_pause_over(line: &str) -> bool {
+        is(line, "DEBUG", "pause over: accepting again")
+    }
+
+    /// `a descriptor came back: accepting again`: a connection's close
+    /// resumed the listener.
+    fn is_descriptor_back(line: &str) -> bool {
+        is(line, "DEBUG", "a descriptor came back: accepting again")
+    }
+
+    /// The pause a failure line announces (`...; pausing for 500ms`).
+    #[track_caller]
+    fn pause_of(failure: &str) -> Duration {
+        let ms = failure
+            .rsplit_once("pausing for ")
+            .and_then(|(_, pause)| pause.strip_suffix("ms"))
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or_else(|| panic!("no pause in milliseconds in {failure:?}"));
+        Duration::from_millis(ms)
+    }
+
+    /// User + system CPU time of process `pid`, from /proc (Linux): printed,
+    /// not asserted.
+    fn cpu_time(pid: u32) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // After the command name, in parentheses: fields 3 on; utime and
+        // stime are fields 14 and 15, in clock ticks.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // SAFETY: sysconf only reads a configuration value.
+        let per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).ok()?;
+        Some(Duration::from_millis(ticks * 1000 / per_second.max(1)))
     }
 
     fn client(addr: SocketAddr) -> TcpStream {
         let stream = TcpStream::connect(addr).unwrap();
         stream.set_nodelay(true).unwrap();
-        stream.set_nonblocking(true).unwrap();
+        stream.set_read_timeout(Some(LIMIT)).unwrap();
         stream
     }
 
+    /// Sends `message` and reads it back; returns its length.
+    #[track_caller]
+    fn round_trip(stream: &mut TcpStream, message: &[u8]) -> usize {
+        stream.write_all(message).unwrap();
+        let mut back = vec![0; message.len()];
+        stream.read_exact(&mut back).expect("the echo");
+        assert_eq!(back, message);
+        message.len()
+    }
+
     pub(crate) fn waiting_connections_are_accepted_once_descriptors_free_up() {
-        let mut dispatcher = Dispatcher::new(tcp_echo::Stats::default()).unwrap();
-        let listener = tcp_echo::listen(&mut dispatcher, "127.0.0.1:0").unwrap();
-        let addr = dispatcher.sockets().local_addr(listener).unwrap();
-        let mut back = vec![0; 4096];
-
-        let mut open: Vec<TcpStream> = (0..OPEN).map(|_| client(addr)).collect();
-        for c in &mut open {
-            round_trip(&mut dispatcher, c, b"before", &mut back);
+        let (_, hard) = nofile().unwrap();
+        let limit = libc::rlimit {
+            rlim_cur: DESCRIPTORS.min(hard) as libc::rlim_t,
+            rlim_max: hard as libc::rlim_t,
+        };
+        let mut cmd = Server::command("tcp_echo", "tcp_echo=debug");
+        // SAFETY: the closure runs in the child between fork and exec, where
+        // only async-signal-safe functions may be called. It calls
+        // setrlimit(2), a plain system call, on a struct built before the
+        // fork, and on failure reads errno (`last_os_error` allocates
+        // nothing); it takes no lock and allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                    Ok(())
+                } else {
+                    Err(io::Error::last_os_error())
+                }
+            });
         }
-        assert_eq!(dispatcher.sockets().len(), 1 + OPEN);
-        // The waiting clients' sockets are made now: there will be no
-        // descriptor for them later.
-        let waiting: Vec<Socket> = (0..WAITING)
-            .map(|_| Socket::new(Domain::IPV4, Type::STREAM, None).unwrap())
-            .collect();
+        let mut server = Server::spawn("tcp_echo", &mut cmd);
+        let addr = server.addr();
+        let mut echoed = 0;
 
-        // Out of descriptors: a low soft limit, filled up.
-        let (saved, hard) = nofile().unwrap();
-        set_nofile(256.min(hard)).unwrap();
-        let mut filler = Vec::new();
-        loop {
-            match File::open("/dev/null") {
-                Ok(f) => filler.push(f),
-                Err(e) if e.raw_os_error() == Some(libc::EMFILE) => break,
-                Err(e) => panic!("open /dev/null: {e}"),
+        // Connections one at a time, each accepted and echoed, until the
+        // server has no descriptor for the next one: that one waits in the
+        // backlog, and the server says why.
+        let mut open = Vec::new();
+        let (first_waiting, failure) = loop {
+            assert!(
+                open.len() < DESCRIPTORS as usize,
+                "{} connections accepted under a limit of {DESCRIPTORS} descriptors",
+                open.len()
+            );
+            let mut c = client(addr);
+            let line = server.log().next_matching("an accept or its failure", |l| {
+                is_connected(l) || is_failure(l)
+            });
+            if is_failure(&line) {
+                break (c, line);
             }
-        }
-        // connect needs no new descriptor; the kernel completes the
-        // handshakes and the connections wait in the listener's backlog.
-        for s in &waiting {
-            s.connect(&addr.into()).unwrap();
-        }
-
-        // No spin: accept fails, the listener pauses and retries on a timer.
-        // Counted in events, not in CPU time, so that a loaded machine
-        // cannot fail it: a loop that spins has the listener's Read at
-        // every turn (thousands of them in STARVED, however slow the
-        // machine), while a paused listener has at most a timer and one
-        // more failed Read per ACCEPT_PAUSE.
-        let (cpu0, start) = (cpu_time(), Instant::now());
-        let (mut turns, mut dispatched) = (0, 0);
-        while start.elapsed() < STARVED {
-            dispatched += dispatcher.turn(Some(Duration::from_millis(50))).unwrap();
-            turns += 1;
-        }
-        let (cpu, starved) = (cpu_time() - cpu0, start.elapsed());
-        println!(
-            "emfile: {} descriptors filled; {dispatched} events in {turns} turns and {cpu:?} \
-             of CPU over {starved:?} out of descriptors",
-            filler.len(),
-        );
-        let pauses = (starved.as_nanos() / ACCEPT_PAUSE.as_nanos()) as usize + 1;
+            echoed += round_trip(&mut c, b"before");
+            open.push(c);
+        };
+        let starved_since = Instant::now();
         assert!(
-            dispatched <= 2 * pauses,
-            "the loop spins out of descriptors: {dispatched} events in {turns} turns \
-             over {starved:?}, where pauses of {ACCEPT_PAUSE:?} allow {}",
-            2 * pauses
+            failure.contains(&format!("(os error {})", libc::EMFILE)),
+            "not out of descriptors: {failure}"
         );
-        assert_eq!(
-            dispatcher.sockets().len(),
-            1 + OPEN,
-            "nothing accepted without descriptors"
+        let pause = pause_of(&failure);
+        assert!(open.len() > WAITING, "only {} connections fit", open.len());
+        // connect needs no descriptor of the server's: the kernel completes
+        // the handshakes and the connections wait in the backlog.
+        let mut waiting = vec![first_waiting];
+        waiting.extend((1..WAITING).map(|_| client(addr)));
+
+        // No spin: accept fails, the listener pauses and retries after its
+        // pause. Counted in log lines, not in CPU time, so that a loaded
+        // machine cannot fail it: a server that spins logs a failure at
+        // every turn (thousands in STARVED, however slow the machine), a
+        // paused one a failure per pause.
+        let cpu0 = cpu_time(server.pid());
+        let lines = server
+            .log()
+            .during(STARVED.saturating_sub(starved_since.elapsed()));
+        let starved = starved_since.elapsed();
+        let cpu = cpu_time(server.pid())
+            .zip(cpu0)
+            .map(|(now, then)| format!("{:?}", now.saturating_sub(then)));
+        let failures = 1 + lines.iter().filter(|l| is_failure(l)).count();
+        println!(
+            "emfile: {} connections filled {DESCRIPTORS} descriptors; {failures} accept failures \
+             in {starved:?} (pauses of {pause:?}); server CPU {}",
+            open.len(),
+            cpu.as_deref().unwrap_or("unknown"),
         );
-        // No stall: the open connections keep echoing.
+        // A failure starts each pause, and a pause ends no sooner than
+        // `pause` later: (window / pause) + 1 at most; twice that allows for
+        // lines that the pipe delivered late.
+        let allowed = 2 * (starved.as_nanos() / pause.as_nanos() + 1) as usize;
+        assert!(
+            failures <= allowed,
+            "the server spins out of descriptors: {failures} accept failures in {starved:?}, \
+             where pauses of {pause:?} allow {allowed}"
+        );
+        assert!(
+            !lines.iter().any(|l| is_connected(l)),
+            "accepted without descriptors: {lines:?}"
+        );
+        // No stall: the pause ends and the listener tries again.
+        if !lines.iter().any(|l| is_pause_over(l)) {
+            server
+                .log()
+                .next_matching("the end of a pause", is_pause_over);
+        }
+        // The open connections keep echoing.
         for c in &mut open {
-            round_trip(&mut dispatcher, c, b"while out of descriptors", &mut back);
+            echoed += round_trip(c, b"while out of descriptors");
         }
 
         // A connection closes and gives its descriptor back: the listener
         // resumes at once, not at the end of its pause, and one waiting
-        // connection takes that descriptor. The server's side of the
-        // connection sees the end and closes, and its close resumes the
-        // listener in that same turn: checked then, not timed.
+        // connection takes that descriptor. Read in the log's order, not
+        // timed: after the close, the server accepts before any pause ends
+        // (if its timer had already resumed the listener, the accept comes
+        // next all the same).
         drop(open.pop());
-        let closed = Instant::now();
-        turn_until(&mut dispatcher, LIMIT, |d| {
-            d.sockets().len() == OPEN || d.state().accepted > OPEN as u64
-        });
+        server
+            .log()
+            .next_matching("the server's close", |l| is(l, "DEBUG", ": closed"));
+        let next = server
+            .log()
+            .next_matching("the listener resuming or accepting", |l| {
+                is_connected(l) || is_pause_over(l) || is_descriptor_back(l)
+            });
         assert!(
-            dispatcher.state().accepted > OPEN as u64
-                || dispatcher
-                    .sockets()
-                    .interest(listener)
-                    .unwrap()
-                    .is_readable(),
-            "a descriptor came back, but the listener still waits for its timer"
+            !is_pause_over(&next),
+            "a descriptor came back, but the listener waited for its pause to end; log:\n{}",
+            server.log().tail()
         );
-        turn_until(&mut dispatcher, LIMIT, |d| {
-            // The client's descriptor came back too: one or two accepted.
-            d.state().accepted > OPEN as u64
+        if is_descriptor_back(&next) {
+            server
+                .log()
+                .next_matching("a waiting connection accepted", is_connected);
+        }
+        // Only one: the server is out of descriptors again.
+        let next = server.log().next_matching("an accept or its failure", |l| {
+            is_connected(l) || is_failure(l)
         });
-        println!(
-            "emfile: a connection closed; a waiting one accepted {:?} later",
-            closed.elapsed()
-        );
+        assert!(is_failure(&next), "accepted without a descriptor: {next}");
 
         // Descriptors free up: the other waiting connections are accepted.
-        drop(filler);
         let freed = Instant::now();
-        turn_until(&mut dispatcher, LIMIT, |d| {
-            d.sockets().len() == OPEN + WAITING
-        });
+        open.truncate(open.len() - (WAITING - 1));
+        server
+            .log()
+            .count(WAITING - 1, "waiting connections accepted", is_connected);
         println!(
-            "emfile: the {WAITING} waiting connections accepted {:?} after descriptors freed up",
+            "emfile: the other {} waiting connections accepted {:?} after descriptors freed up",
+            WAITING - 1,
             freed.elapsed()
         );
-        set_nofile(saved).unwrap();
-        for s in waiting {
-            let mut c: TcpStream = s.into();
-            c.set_nonblocking(true).unwrap();
-            round_trip(&mut dispatcher, &mut c, b"after", &mut back);
+        for c in waiting.iter_mut().chain(&mut open) {
+            echoed += round_trip(c, b"after");
         }
-        for c in &mut open {
-            round_trip(&mut dispatcher, c, b"after", &mut back);
-        }
+        let accepted = open.len() + WAITING + WAITING;
+        server.stop_saying(&format!(
+            "tcp_echo: stopped after {accepted} connections, {echoed} bytes echoed"
+        ));
     }
 }

@@ -9,13 +9,13 @@
 //! under wine, where there is no socat to run.
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::io::{Read, Write};
+use std::process::{ChildStdout, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 mod util;
-use util::harness::example_binary;
+use util::example::{Killed, Log, Server};
 use util::{pattern, LIMIT};
 
 /// Whether socat can be run; panics if it cannot and CI requires it.
@@ -36,61 +36,11 @@ fn have_socat() -> bool {
     found
 }
 
-/// A child process that is killed when dropped (a failing test leaves no
-/// server behind).
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts an example on port 0; returns it and the address it printed.
-fn start_example(name: &str) -> (Killed, String) {
-    let mut child = Command::new(example_binary(name))
-        .args(["--port", "0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let child = Killed(child);
-    let lines = lines_of(stderr);
-    let prefix = format!("{name}: listening on ");
-    let line = next_line(&lines, |l| l.starts_with(&prefix));
-    let addr = line[prefix.len()..].trim().to_string();
-    (child, addr)
-}
-
-/// The lines a reader gives, through a channel (reads with a deadline).
-fn lines_of(reader: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(reader).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// The first line that `want` accepts; panics after `LIMIT`.
-#[track_caller]
-fn next_line(lines: &Receiver<String>, want: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) if want(&line) => return line,
-            Ok(_) => {}
-            Err(e) => panic!("no expected line within {LIMIT:?}: {e}"),
-        }
-    }
+fn start_example(name: &str) -> (Server, String) {
+    let server = Server::start(name, "warn");
+    let addr = server.addr().to_string();
+    (server, addr)
 }
 
 /// `socat - PROTO:ADDR` with piped standard input and output.
@@ -157,7 +107,7 @@ fn socat_datagrams_come_back_from_udp_echo() {
     }
     let (_server, addr) = start_example("udp_echo");
     let (mut client, stdout) = socat("UDP", &addr);
-    let lines = lines_of(stdout);
+    let mut lines = Log::of(stdout);
     let mut stdin = client.0.stdin.take().unwrap();
     for i in 0..5 {
         let line = format!("datagram {i}");
@@ -167,10 +117,10 @@ fn socat_datagrams_come_back_from_udp_echo() {
         loop {
             writeln!(stdin, "{line}").unwrap();
             stdin.flush().unwrap();
-            match lines.recv_timeout(Duration::from_secs(1)) {
-                Ok(got) if got == line => break,
-                Ok(got) => panic!("expected {line:?}, got {got:?}"),
-                Err(_) => assert!(Instant::now() < deadline, "no echo of {line:?}"),
+            match lines.next_before(Instant::now() + Duration::from_secs(1)) {
+                Some(got) if got == line => break,
+                Some(got) => panic!("expected {line:?}, got {got:?}"),
+                None => assert!(Instant::now() < deadline, "no echo of {line:?}"),
             }
         }
     }
@@ -183,19 +133,19 @@ fn two_socats_chat_through_the_chat_example() {
     }
     let (_server, addr) = start_example("chat");
     let (mut alice, alice_out) = socat("TCP", &addr);
-    let alice_lines = lines_of(alice_out);
-    next_line(&alice_lines, |l| l.starts_with("* you are"));
+    let mut alice_lines = Log::of(alice_out);
+    alice_lines.next_matching("welcome", |l| l.starts_with("* you are"));
     let (mut bob, bob_out) = socat("TCP", &addr);
-    let bob_lines = lines_of(bob_out);
-    next_line(&bob_lines, |l| l.starts_with("* you are"));
+    let mut bob_lines = Log::of(bob_out);
+    bob_lines.next_matching("welcome", |l| l.starts_with("* you are"));
 
     let mut alice_in = alice.0.stdin.take().unwrap();
     writeln!(alice_in, "hello from alice").unwrap();
     alice_in.flush().unwrap();
-    next_line(&bob_lines, |l| l.contains("hello from alice"));
+    bob_lines.next_matching("alice's line", |l| l.contains("hello from alice"));
 
     let mut bob_in = bob.0.stdin.take().unwrap();
     writeln!(bob_in, "hello from bob").unwrap();
     bob_in.flush().unwrap();
-    next_line(&alice_lines, |l| l.contains("hello from bob"));
+    alice_lines.next_matching("bob's line", |l| l.contains("hello from bob"));
 }

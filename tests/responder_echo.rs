@@ -1,24 +1,30 @@
-//! The `tcp_echo` and `udp_echo` examples' responders under load: 200
-//! connections each sending 1 MiB in random chunk sizes (checksummed, with
-//! throughput printed), pipelined small messages, a half-close, a client
-//! that never reads (memory stays bounded), and UDP datagrams of every size.
+//! The `tcp_echo` and `udp_echo` examples run as binaries, as a user runs
+//! them, under load: 200 connections each sending 1 MiB in random chunk
+//! sizes (checksummed, with throughput printed), pipelined small messages, a
+//! half-close, a client that never reads (memory stays bounded), and UDP
+//! datagrams of every size. Each test checks what the clients get back, and
+//! the server's log and its last line, on SIGTERM, of what it counted
+//! (Unix; under Windows the server is killed instead).
 
 mod util;
-
-#[path = "../examples/tcp_echo.rs"]
-#[allow(dead_code)] // the example's `main` and argument parsing are unused here
-mod tcp_echo;
-
-#[path = "../examples/udp_echo.rs"]
-#[allow(dead_code)] // the example's `main` and argument parsing are unused here
-mod udp_echo;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use sockmux::{Dispatcher, Event, Events, Interest, Sockets};
-use util::{fnv1a, turn_until, Rng, FNV_START, LIMIT};
+use sockmux::{Event, Events, Interest, Sockets};
+use util::example::{is, Server};
+use util::{fnv1a, Rng, FNV_START, LIMIT};
+
+/// `tcp_echo` on a port of its own, logging every connection and close.
+fn tcp_echo() -> Server {
+    Server::start("tcp_echo", "tcp_echo=debug")
+}
+
+/// What `tcp_echo` says when it stops.
+fn tcp_echo_stopped(connections: usize, bytes: usize) -> String {
+    format!("tcp_echo: stopped after {connections} connections, {bytes} bytes echoed")
+}
 
 const CONNECTIONS: usize = 200;
 const PER_CONNECTION: usize = 1 << 20;
@@ -147,12 +153,8 @@ fn load(addr: SocketAddr) -> Report {
 
 #[test]
 fn echo_200_connections_of_1_mib_in_random_chunks() {
-    let mut dispatcher = Dispatcher::new(tcp_echo::Stats::default()).unwrap();
-    let listener = tcp_echo::listen(&mut dispatcher, "127.0.0.1:0").unwrap();
-    let addr = dispatcher.sockets().local_addr(listener).unwrap();
-    let clients = std::thread::spawn(move || load(addr));
-    turn_until(&mut dispatcher, LIMIT, |_| clients.is_finished());
-    let report = clients.join().expect("the client thread");
+    let mut server = tcp_echo();
+    let report = load(server.addr());
     assert!(report.mismatches.is_empty(), "{:?}", report.mismatches);
     let mib = report.bytes as f64 / f64::from(1 << 20);
     println!(
@@ -160,61 +162,55 @@ fn echo_200_connections_of_1_mib_in_random_chunks() {
         report.elapsed,
         mib / report.elapsed.as_secs_f64()
     );
-    // Every connection closed after its half-close; the listener is left.
-    turn_until(&mut dispatcher, LIMIT, |d| d.sockets().len() == 1);
-    let stats = dispatcher.state();
-    assert_eq!(stats.accepted, CONNECTIONS as u64);
-    assert_eq!(stats.echoed, (CONNECTIONS * PER_CONNECTION) as u64);
-}
-
-/// Serves on a thread of its own until `client` returns; returns what it
-/// returned.
-fn with_echo_server<T: Send + 'static>(client: impl FnOnce(SocketAddr) -> T + Send + 'static) -> T {
-    let mut dispatcher = Dispatcher::new(tcp_echo::Stats::default()).unwrap();
-    let listener = tcp_echo::listen(&mut dispatcher, "127.0.0.1:0").unwrap();
-    let addr = dispatcher.sockets().local_addr(listener).unwrap();
-    let client = std::thread::spawn(move || client(addr));
-    turn_until(&mut dispatcher, LIMIT, |_| client.is_finished());
-    client.join().expect("the client thread")
+    // Each client saw its echo end: the server closed every connection
+    // after its half-close, and its log says so.
+    server.log().count(CONNECTIONS, "connections closed", |l| {
+        is(l, "DEBUG", ": closed")
+    });
+    server.stop_saying(&tcp_echo_stopped(CONNECTIONS, CONNECTIONS * PER_CONNECTION));
 }
 
 #[test]
 fn pipelined_messages_come_back_whole_and_in_order() {
-    with_echo_server(|addr| {
-        let mut stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(LIMIT)).unwrap();
-        let mut all = Vec::new();
-        for i in 0..2000 {
-            all.extend_from_slice(format!("message {i}\n").as_bytes());
-        }
-        // One write: the server sees many messages per read, and some cut
-        // in two.
-        stream.write_all(&all).unwrap();
-        let mut back = vec![0; all.len()];
-        stream.read_exact(&mut back).unwrap();
-        assert_eq!(back, all);
-    });
+    let server = tcp_echo();
+    let mut stream = TcpStream::connect(server.addr()).unwrap();
+    stream.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut all = Vec::new();
+    for i in 0..2000 {
+        all.extend_from_slice(format!("message {i}\n").as_bytes());
+    }
+    // One write: the server sees many messages per read, and some cut in
+    // two.
+    stream.write_all(&all).unwrap();
+    let mut back = vec![0; all.len()];
+    stream.read_exact(&mut back).unwrap();
+    assert_eq!(back, all);
+    server.stop_saying(&tcp_echo_stopped(1, all.len()));
 }
 
 /// Row 2 of docs/reliability.md: half-close with data pending — everything
 /// sent before the client's `shutdown(Write)` comes back, then the end.
 #[test]
 fn half_close_gets_every_byte_back_then_the_end() {
-    with_echo_server(|addr| {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(LIMIT)).unwrap();
-        let mut writer = stream.try_clone().unwrap();
-        let sender = std::thread::spawn(move || {
-            let mut data = vec![0; 1 << 20];
-            Rng::new(9).fill(&mut data);
-            writer.write_all(&data).unwrap();
-            writer.shutdown(Shutdown::Write).unwrap();
-            data
-        });
-        let mut back = Vec::new();
-        (&stream).read_to_end(&mut back).unwrap();
-        assert_eq!(back, sender.join().unwrap());
+    let mut server = tcp_echo();
+    let stream = TcpStream::connect(server.addr()).unwrap();
+    stream.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let mut data = vec![0; 1 << 20];
+        Rng::new(9).fill(&mut data);
+        writer.write_all(&data).unwrap();
+        writer.shutdown(Shutdown::Write).unwrap();
+        data
     });
+    let mut back = Vec::new();
+    (&stream).read_to_end(&mut back).unwrap();
+    assert_eq!(back, sender.join().unwrap());
+    // The end came from the server closing its side.
+    server
+        .log()
+        .next_matching("close", |l| is(l, "DEBUG", ": closed"));
+    server.stop_saying(&tcp_echo_stopped(1, 1 << 20));
 }
 
 /// Row 4 of docs/reliability.md: a client that sends and never reads. The
@@ -224,67 +220,64 @@ fn half_close_gets_every_byte_back_then_the_end() {
 #[test]
 fn a_client_that_never_reads_is_paused_at_the_high_water_mark() {
     let offered = 64 << 20;
-    let accepted = with_echo_server(move |addr| {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream.set_nonblocking(true).unwrap();
-        let chunk = vec![5; 64 * 1024];
-        let mut sent = 0;
-        // Writes until the server has stopped taking bytes for a while.
-        let mut stalled_since: Option<Instant> = None;
-        while sent < offered {
-            match (&stream).write(&chunk) {
-                Ok(n) => {
-                    sent += n;
-                    stalled_since = None;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    let since = *stalled_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() > Duration::from_millis(300) {
-                        break;
-                    }
-                    std::thread::yield_now();
-                }
-                Err(e) => panic!("write: {e}"),
+    let server = tcp_echo();
+    let stream = TcpStream::connect(server.addr()).unwrap();
+    stream.set_nonblocking(true).unwrap();
+    let chunk = vec![5; 64 * 1024];
+    let mut sent = 0;
+    // Writes until the server has stopped taking bytes for a while.
+    let mut stalled_since: Option<Instant> = None;
+    while sent < offered {
+        match (&stream).write(&chunk) {
+            Ok(n) => {
+                sent += n;
+                stalled_since = None;
             }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                let since = *stalled_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_millis(300) {
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            Err(e) => panic!("write: {e}"),
         }
-        // Now read everything back while sending nothing more.
-        stream.set_nonblocking(false).unwrap();
-        stream.set_read_timeout(Some(LIMIT)).unwrap();
-        stream.shutdown(Shutdown::Write).unwrap();
-        let mut back = Vec::new();
-        (&stream).read_to_end(&mut back).unwrap();
-        assert_eq!(back.len(), sent);
-        assert!(back.iter().all(|&b| b == 5));
-        sent
-    });
+    }
+    // Now read everything back while sending nothing more.
+    stream.set_nonblocking(false).unwrap();
+    stream.set_read_timeout(Some(LIMIT)).unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    let mut back = Vec::new();
+    (&stream).read_to_end(&mut back).unwrap();
+    assert_eq!(back.len(), sent);
+    assert!(back.iter().all(|&b| b == 5));
     println!(
         "slow reader: the server took {} KiB of {} MiB offered",
-        accepted >> 10,
+        sent >> 10,
         offered >> 20
     );
-    assert!(accepted < offered / 2, "accepted {accepted} bytes");
+    assert!(sent < offered / 2, "accepted {sent} bytes");
+    server.stop_saying(&tcp_echo_stopped(1, sent));
 }
 
 #[test]
 fn udp_echo_returns_datagrams_of_every_size() {
-    let mut dispatcher = Dispatcher::new(udp_echo::Stats::default()).unwrap();
-    let server = udp_echo::bind(&mut dispatcher, "127.0.0.1:0").unwrap();
-    let addr = dispatcher.sockets().local_addr(server).unwrap();
-    let client = std::thread::spawn(move || {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket.connect(addr).unwrap();
-        socket.set_read_timeout(Some(LIMIT)).unwrap();
-        let mut buf = vec![0; 65_536];
-        // One at a time: UDP may drop a burst, and this checks content.
-        for size in [0, 1, 100, 1472, 9000, 65_507] {
-            let mut datagram = vec![0; size];
-            Rng::new(size as u64).fill(&mut datagram);
-            socket.send(&datagram).unwrap();
-            let n = socket.recv(&mut buf).unwrap();
-            assert_eq!(&buf[..n], &datagram[..], "size {size}");
-        }
-    });
-    turn_until(&mut dispatcher, LIMIT, |_| client.is_finished());
-    client.join().expect("the client thread");
-    assert_eq!(dispatcher.state().echoed, 6);
+    let server = Server::start("udp_echo", "udp_echo=debug");
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.connect(server.addr()).unwrap();
+    socket.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut buf = vec![0; 65_536];
+    // One at a time: UDP may drop a burst, and this checks content.
+    let sizes = [0, 1, 100, 1472, 9000, 65_507];
+    for size in sizes {
+        let mut datagram = vec![0; size];
+        Rng::new(size as u64).fill(&mut datagram);
+        socket.send(&datagram).unwrap();
+        let n = socket.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &datagram[..], "size {size}");
+    }
+    server.stop_saying(&format!(
+        "udp_echo: stopped after {} datagrams echoed, 0 dropped",
+        sizes.len()
+    ));
 }

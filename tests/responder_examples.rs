@@ -3,12 +3,10 @@
 //! exit 0); every example answers `--help` and exits 2 on bad arguments;
 //! `tcp_echo` serves a client and stops gracefully on SIGTERM.
 
-use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output};
 
 mod util;
 use util::harness::{example_binary, output_within};
-use util::LIMIT;
 
 /// Runs `counter_responders ARGS` to its end.
 #[track_caller]
@@ -71,47 +69,27 @@ fn help_prints_the_usage_and_exits_zero() {
 #[cfg(unix)]
 #[test]
 fn tcp_echo_serves_and_stops_gracefully_on_sigterm() {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{Read, Write};
     use std::net::TcpStream;
 
-    let mut child = Command::new(example_binary("tcp_echo"))
-        .args(["--port", "0", "--addr", "127.0.0.1"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut first = String::new();
-    stderr.read_line(&mut first).unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("tcp_echo: listening on ")
-        .unwrap_or_else(|| panic!("{first:?}"))
-        .to_string();
-    let mut stream = TcpStream::connect(&addr).unwrap();
+    use util::example::Server;
+    use util::LIMIT;
+
+    let server = Server::start("tcp_echo", "warn");
+    let mut stream = TcpStream::connect(server.addr()).unwrap();
     stream.set_read_timeout(Some(LIMIT)).unwrap();
     stream.write_all(b"hello, echo").unwrap();
     let mut back = [0; 11];
     stream.read_exact(&mut back).unwrap();
     assert_eq!(&back, b"hello, echo");
 
-    // SAFETY: kill(2) with a child's pid and a valid signal number.
-    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    assert_eq!(rc, 0);
-    // The connection is closed by the stop: the end of the stream.
-    assert_eq!(stream.read(&mut [0; 8]).unwrap(), 0);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait()));
-    let status = rx
-        .recv_timeout(LIMIT)
-        .expect("tcp_echo ended after SIGTERM")
-        .unwrap();
-    assert!(status.success(), "{status:?}");
-    let mut rest = String::new();
-    stderr.read_to_string(&mut rest).unwrap();
+    // SIGTERM, then the exit (0) and the last lines.
+    let rest = server.stop().expect("a graceful stop on Unix");
     assert!(
-        rest.contains("stopped after 1 connections, 11 bytes echoed"),
-        "{rest}"
+        rest.iter()
+            .any(|l| l == "tcp_echo: stopped after 1 connections, 11 bytes echoed"),
+        "{rest:?}"
     );
+    // The connection was closed by the stop: the end of the stream.
+    assert_eq!(stream.read(&mut [0; 8]).unwrap(), 0);
 }

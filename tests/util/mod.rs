@@ -9,6 +9,8 @@
 //! - one seeded random generator ([`Rng`]) and one checksum ([`fnv1a`]);
 //! - [`harness`]: the `main` of the `harness = false` binaries, the
 //!   examples' binaries, child processes with a deadline;
+//! - [`example`]: a server example run as a child process, its address, its
+//!   log read with deadlines, its graceful stop and last lines;
 //! - [`alloc`]: the counting allocator of the zero-allocation tests (also
 //!   used by `crates/bench/tests/alloc.rs`, by `#[path]`);
 //! - [`rlimit`] (Unix): `RLIMIT_NOFILE` (also used by the bench crate, by
@@ -22,6 +24,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod alloc;
+pub(crate) mod example;
 pub(crate) mod harness;
 #[cfg(unix)]
 pub(crate) mod rlimit;
