@@ -61,9 +61,10 @@ impl<D> Table<D> {
     /// A reset is never mistaken for an end: the table fetches a socket's
     /// error as soon as the OS reports it, after which the OS reads the
     /// stream as ended. So where the OS read answers 0 bytes, this call
-    /// returns the socket's pending error instead, if it has one (once: the
-    /// error is taken, and the socket's `Error` event, if not raised yet,
-    /// is not raised). The bytes that came before the reset are read first.
+    /// returns the error the table keeps instead, if it keeps one (once:
+    /// the error is taken, and the socket's `Error` event, if not raised
+    /// yet, is not raised). The bytes that came before the reset are read
+    /// first.
     ///
     /// # Errors
     /// `WouldBlock` when nothing is there (readiness is cleared);
@@ -99,7 +100,15 @@ impl<D> Table<D> {
         let entry = self.entry_mut(token)?;
         let n = retry(entry, Ready::READABLE, |s| s.read(buf))?;
         if n == 0 && !buf.is_empty() {
-            return end_of_stream(entry);
+            // The end of the stream was read: report it no more. An error
+            // the table keeps (a reset reported with the FIN) comes instead
+            // of a clean end. No call here: this is the hot path's shape.
+            entry.ready.remove(Ready::READABLE | Ready::READ_CLOSED);
+            entry.state |= EOF;
+            if let Some(e) = entry.error.take() {
+                entry.error_new = false;
+                return Err(e);
+            }
         } else if SHORT_IO_DRAINS && n < buf.len() && !entry.ready.contains(Ready::READ_CLOSED) {
             // Short read: the receive buffer is empty (see SHORT_IO_DRAINS).
             // With the peer's FIN already seen, keep Read raised so that the
@@ -347,20 +356,6 @@ impl<D> Table<D> {
         #[cfg(windows)]
         self.enqueue(token);
         r
-    }
-}
-
-/// What a read that saw the end of the stream returns: the error the socket
-/// holds (a reset seen with the FIN, say), else `Ok(0)`. The end is not
-/// reported again.
-#[cold]
-#[inline(never)]
-fn end_of_stream<D>(entry: &mut Entry<D>) -> io::Result<usize> {
-    entry.ready.remove(Ready::READABLE | Ready::READ_CLOSED);
-    entry.state |= EOF;
-    match entry.take_error()? {
-        Some(e) => Err(e),
-        None => Ok(0),
     }
 }
 
