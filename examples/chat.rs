@@ -21,7 +21,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use log::{debug, info, warn};
-use sockmux::{Action, Context, Dispatcher, Event, Interest, Responder, Signal, Token};
+use sockmux::{Acceptor, Action, Context, Dispatcher, Event, Interest, Responder, Signal, Token};
 
 mod server;
 
@@ -53,9 +53,14 @@ fn run(addr: impl ToSocketAddrs) -> io::Result<()> {
     dispatcher.run()
 }
 
-/// Listens on `addr` with a chat [`Listener`]; returns its token.
+/// Listens on `addr`, with a [`Conn`] for each member; returns its token.
+/// The library's `Acceptor` pauses the listener when descriptors run out.
 fn listen(dispatcher: &mut Dispatcher<Chat>, addr: impl ToSocketAddrs) -> io::Result<Token> {
-    dispatcher.sockets().listen_tcp(addr, Listener)
+    let acceptor = Acceptor::new(|t: Token, _: &mut Context<'_, Chat>| {
+        debug!("{t}: a member joined");
+        Conn::default()
+    });
+    dispatcher.sockets().listen_tcp(addr, acceptor)
 }
 
 /// The shared state: who is here, and what waits to be sent to each.
@@ -130,28 +135,6 @@ impl Chat {
                 warn!("{to}: does not read; dropped");
                 cx.state.members.remove(&to);
                 let _ = cx.sockets.remove(to);
-            }
-        }
-    }
-}
-
-/// Accepts members.
-struct Listener;
-
-impl Responder<Chat> for Listener {
-    fn ready(&mut self, event: Event, cx: &mut Context<'_, Chat>) -> Action {
-        let Event::Read(listener) = event else {
-            return Action::Continue;
-        };
-        loop {
-            match cx.sockets.accept(listener, Conn::default()) {
-                Ok(t) => debug!("{t}: a member joined"),
-                // Nobody else waits: the table re-arms the listener.
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Action::Continue,
-                Err(e) => {
-                    warn!("accept: {e}");
-                    return Action::Continue;
-                }
             }
         }
     }

@@ -1,5 +1,5 @@
-//! A TCP echo server built from two responders: one for the listener, which
-//! registers one for each connection it accepts. Every byte a client sends
+//! A TCP echo server: the library's `Acceptor` for the listener, which
+//! registers a `Conn` responder for each connection it accepts. Every byte a client sends
 //! comes back, in order, however the client splits or pipelines its writes.
 //!
 //! Memory stays bounded whatever a client does: each connection queues at
@@ -7,7 +7,8 @@
 //! that client (the kernel then pushes back on it) until the queue drains to
 //! `LOW_WATER`. Each event reads at most `READ_PER_EVENT` bytes, so a client
 //! that floods the server cannot starve the others: level semantics bring
-//! its `Read` back on the next turn. Ctrl-C (or SIGTERM) stops gracefully:
+//! its `Read` back on the next turn. Out of file descriptors, the acceptor
+//! pauses the listener instead of spinning. Ctrl-C (or SIGTERM) stops gracefully:
 //! the listener closes, queued echoes are flushed, then connections close.
 //!
 //! ```text
@@ -22,8 +23,8 @@ use std::net::ToSocketAddrs;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use log::{debug, info, warn};
-use sockmux::{Action, Context, Dispatcher, Event, Interest, Responder, Signal, TimerId};
+use log::{debug, info};
+use sockmux::{Acceptor, Action, Context, Dispatcher, Event, Interest, Responder, Signal, Token};
 
 mod server;
 
@@ -38,11 +39,6 @@ const LOW_WATER: usize = 64 * 1024;
 const READ_PER_EVENT: usize = 64 * 1024;
 /// Size of one read call.
 const READ_CHUNK: usize = 16 * 1024;
-/// Connections accepted per listener event at most.
-const ACCEPT_PER_EVENT: usize = 64;
-/// How long the listener pauses after an accept error (e.g. out of file
-/// descriptors) before it tries again; nginx waits as long.
-const ACCEPT_PAUSE: Duration = Duration::from_millis(500);
 /// How long a graceful stop may take.
 const GRACE: Duration = Duration::from_secs(5);
 
@@ -67,12 +63,19 @@ fn run(addr: impl ToSocketAddrs) -> io::Result<()> {
     Ok(())
 }
 
-/// Listens on `addr` with an echo [`Listener`]; returns the listener's token.
-fn listen(
-    dispatcher: &mut Dispatcher<Stats>,
-    addr: impl ToSocketAddrs,
-) -> io::Result<sockmux::Token> {
-    dispatcher.sockets().listen_tcp(addr, Listener)
+/// Listens on `addr`, with a [`Conn`] for each connection; returns the
+/// listener's token.
+fn listen(dispatcher: &mut Dispatcher<Stats>, addr: impl ToSocketAddrs) -> io::Result<Token> {
+    let acceptor = Acceptor::new(|t: Token, cx: &mut Context<'_, Stats>| {
+        // Echoes are small writes: do not wait to fill a segment.
+        if let Ok(socket) = cx.sockets.socket(t) {
+            let _ = socket2::SockRef::from(socket).set_tcp_nodelay(true);
+        }
+        cx.state.accepted += 1;
+        debug!("{t}: connected");
+        Conn::default()
+    });
+    dispatcher.sockets().listen_tcp(addr, acceptor)
 }
 
 /// The shared state: counters for the log, and the one read buffer every
@@ -83,8 +86,6 @@ struct Stats {
     accepted: u64,
     echoed: u64,
     scratch: Vec<u8>,
-    /// The listener, while it pauses after an accept error.
-    paused_listener: Option<sockmux::Token>,
 }
 
 impl Default for Stats {
@@ -93,53 +94,7 @@ impl Default for Stats {
             accepted: 0,
             echoed: 0,
             scratch: vec![0; READ_CHUNK],
-            paused_listener: None,
         }
-    }
-}
-
-/// Accepts connections and registers a [`Conn`] for each.
-struct Listener;
-
-impl Responder<Stats> for Listener {
-    fn ready(&mut self, event: Event, cx: &mut Context<'_, Stats>) -> Action {
-        let Event::Read(listener) = event else {
-            return Action::Continue;
-        };
-        for _ in 0..ACCEPT_PER_EVENT {
-            match cx.sockets.accept(listener, Conn::default()) {
-                Ok(t) => {
-                    // Echoes are small writes: do not wait to fill a segment.
-                    if let Ok(socket) = cx.sockets.socket(t) {
-                        let _ = socket2::SockRef::from(socket).set_tcp_nodelay(true);
-                    }
-                    cx.state.accepted += 1;
-                    debug!("{t}: connected");
-                }
-                // Nobody else waits: the table re-arms the listener.
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    // Out of descriptors, say. Level semantics would raise
-                    // this Read again at once: pause the listener instead.
-                    // It resumes on a timer, or sooner when a connection
-                    // closes and gives a descriptor back.
-                    warn!("accept failed: {e}; pausing for {ACCEPT_PAUSE:?}");
-                    let _ = cx.sockets.set_interest(listener, Interest::NONE);
-                    cx.state.paused_listener = Some(listener);
-                    cx.timer_after(ACCEPT_PAUSE);
-                    break;
-                }
-            }
-        }
-        Action::Continue
-    }
-
-    fn timer(&mut self, _: TimerId, cx: &mut Context<'_, Stats>) -> Action {
-        if let Some(listener) = cx.state.paused_listener.take() {
-            debug!("pause over: accepting again");
-            let _ = cx.sockets.set_interest(listener, Interest::READABLE);
-        }
-        Action::Continue
     }
 }
 
@@ -336,11 +291,5 @@ impl Responder<Stats> for Conn {
 
     fn closed(&mut self, cx: &mut Context<'_, Stats>) {
         debug!("{}: closed", cx.token);
-        // A descriptor came back: a listener paused for want of one tries
-        // again now (its timer then finds nothing to do).
-        if let Some(listener) = cx.state.paused_listener.take() {
-            debug!("a descriptor came back: accepting again");
-            let _ = cx.sockets.set_interest(listener, Interest::READABLE);
-        }
     }
 }

@@ -21,6 +21,7 @@ fn main() {
     #[cfg(unix)]
     util::harness::run_tests(util::harness::tests![unix:
         waiting_connections_are_accepted_once_descriptors_free_up,
+        chat_pauses_out_of_descriptors_and_lets_a_waiting_member_in,
     ]);
     // Windows has no per-process descriptor limit to run out of.
     #[cfg(not(unix))]
@@ -52,9 +53,11 @@ mod unix {
         is(line, "DEBUG", ": connected")
     }
 
-    /// `accept failed: ...; pausing for 500ms`: out of descriptors.
+    /// `accept failed: ...; pausing for 500ms`: out of descriptors. The
+    /// acceptor logs every failure at debug level (and a warning at most
+    /// every 10 s), so a spin would show here.
     fn is_failure(line: &str) -> bool {
-        line.contains(" WARN ") && line.contains("accept failed:")
+        line.contains(" DEBUG ") && line.contains(": accept failed: ")
     }
 
     /// `pause over: accepting again`: the listener's timer ran out.
@@ -110,13 +113,15 @@ mod unix {
         message.len()
     }
 
-    pub(crate) fn waiting_connections_are_accepted_once_descriptors_free_up() {
+    /// Example `name` with its log at `rust_log`, under a soft limit of
+    /// [`DESCRIPTORS`] set in the child.
+    fn spawn_limited(name: &str, rust_log: &str) -> Server {
         let (_, hard) = nofile().unwrap();
         let limit = libc::rlimit {
             rlim_cur: DESCRIPTORS.min(hard) as libc::rlim_t,
             rlim_max: hard as libc::rlim_t,
         };
-        let mut cmd = Server::command("tcp_echo", "tcp_echo=debug");
+        let mut cmd = Server::command(name, rust_log);
         // SAFETY: the closure runs in the child between fork and exec, where
         // only async-signal-safe functions may be called. It calls
         // setrlimit(2), a plain system call, on a struct built before the
@@ -131,7 +136,12 @@ mod unix {
                 }
             });
         }
-        let mut server = Server::spawn("tcp_echo", &mut cmd);
+        Server::spawn(name, &mut cmd)
+    }
+
+    pub(crate) fn waiting_connections_are_accepted_once_descriptors_free_up() {
+        // The example's log and the library's acceptor's.
+        let mut server = spawn_limited("tcp_echo", "tcp_echo=debug,sockmux_responder=debug");
         let addr = server.addr();
         let mut echoed = 0;
 
@@ -260,5 +270,72 @@ mod unix {
         server.stop_saying(&format!(
             "tcp_echo: stopped after {accepted} connections, {echoed} bytes echoed"
         ));
+    }
+
+    /// `chat` out of descriptors. It used to log the failed accept and
+    /// return, and level semantics raised the listener's `Read` again at
+    /// once: a spin at 78% CPU. Through the library's acceptor it pauses:
+    /// at most a failure per pause in the window, and when a member leaves,
+    /// a waiting one gets its descriptor and is greeted.
+    pub(crate) fn chat_pauses_out_of_descriptors_and_lets_a_waiting_member_in() {
+        let mut server = spawn_limited("chat", "chat=debug,sockmux_responder=debug");
+        let addr = server.addr();
+        let joined = |l: &str| is(l, "DEBUG", ": a member joined");
+        let mut members = Vec::new();
+        let (mut waiting, failure) = loop {
+            assert!(
+                members.len() < DESCRIPTORS as usize,
+                "{} members accepted under a limit of {DESCRIPTORS} descriptors",
+                members.len()
+            );
+            let c = client(addr);
+            let line = server
+                .log()
+                .next_matching("a join or an accept failure", |l| {
+                    joined(l) || is_failure(l)
+                });
+            if is_failure(&line) {
+                break (c, line);
+            }
+            members.push(c);
+        };
+        let starved_since = Instant::now();
+        assert!(
+            failure.contains(&format!("(os error {})", libc::EMFILE)),
+            "not out of descriptors: {failure}"
+        );
+        let pause = pause_of(&failure);
+        let lines = server
+            .log()
+            .during(STARVED.saturating_sub(starved_since.elapsed()));
+        let starved = starved_since.elapsed();
+        let failures = 1 + lines.iter().filter(|l| is_failure(l)).count();
+        println!(
+            "emfile: chat with {} members out of descriptors: {failures} accept failures in \
+             {starved:?} (pauses of {pause:?})",
+            members.len()
+        );
+        let allowed = 2 * (starved.as_nanos() / pause.as_nanos() + 1) as usize;
+        assert!(
+            failures <= allowed,
+            "chat spins out of descriptors: {failures} accept failures in {starved:?}, \
+             where pauses of {pause:?} allow {allowed}"
+        );
+        assert!(
+            !lines.iter().any(|l| joined(l)),
+            "joined without a descriptor: {lines:?}"
+        );
+
+        // A member leaves: the one waiting in the backlog is let in.
+        drop(members.pop());
+        server
+            .log()
+            .next_matching("the waiting member joining", joined);
+        let mut greeting = [0; 64];
+        let n = waiting.read(&mut greeting).expect("a greeting");
+        let greeting = String::from_utf8_lossy(&greeting[..n]);
+        assert!(greeting.contains("others here"), "{greeting:?}");
+        drop(members);
+        server.stop();
     }
 }

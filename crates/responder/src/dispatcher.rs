@@ -49,30 +49,15 @@ const DEFAULT_EVENTS: usize = 1024;
 ///
 /// # Examples
 ///
-/// An echo server: a responder for the listener registers one for each
-/// connection.
+/// An echo server: the listener's [`Acceptor`](crate::Acceptor) registers a
+/// `Conn` for each connection.
 ///
 /// ```
-/// use sockmux_core::Event;
-/// use sockmux_responder::{Action, Context, Dispatcher, Responder};
+/// use sockmux_core::{Event, Token};
+/// use sockmux_responder::{Acceptor, Action, Context, Dispatcher, Responder};
 /// use std::io::{ErrorKind, Read, Write};
 ///
-/// struct Listener;
 /// struct Conn;
-///
-/// impl Responder<()> for Listener {
-///     fn ready(&mut self, event: Event, cx: &mut Context<'_, ()>) -> Action {
-///         let Event::Read(t) = event else { return Action::Continue };
-///         loop {
-///             match cx.sockets.accept(t, Conn) {
-///                 Ok(_) => {}
-///                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Action::Continue,
-///                 // Out of descriptors, say: pause, or the Read comes back at once.
-///                 Err(_) => return Action::Close,
-///             }
-///         }
-///     }
-/// }
 ///
 /// impl Responder<()> for Conn {
 ///     fn ready(&mut self, _: Event, cx: &mut Context<'_, ()>) -> Action {
@@ -91,7 +76,8 @@ const DEFAULT_EVENTS: usize = 1024;
 /// }
 ///
 /// let mut dispatcher = Dispatcher::new(())?;
-/// let listener = dispatcher.sockets().listen_tcp("127.0.0.1:0", Listener)?;
+/// let acceptor = Acceptor::new(|_: Token, _: &mut Context<'_, ()>| Conn);
+/// let listener = dispatcher.sockets().listen_tcp("127.0.0.1:0", acceptor)?;
 /// let addr = dispatcher.sockets().local_addr(listener)?;
 /// let client = std::thread::spawn(move || -> std::io::Result<Vec<u8>> {
 ///     let mut stream = std::net::TcpStream::connect(addr)?;

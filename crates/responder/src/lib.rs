@@ -63,11 +63,13 @@
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
+mod acceptor;
 mod context;
 mod dispatcher;
 mod registry;
 mod responder;
 
+pub use acceptor::{Acceptor, DEFAULT_ACCEPTS_PER_EVENT, DEFAULT_ACCEPT_PAUSE};
 pub use context::Context;
 pub use dispatcher::{Dispatcher, Slot};
 pub use registry::Registry;

@@ -8,7 +8,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use log::{debug, error, trace};
-use sockmux_core::{Event, Sockets, TimerId, Token};
+use sockmux_core::{Event, Interest, Sockets, TimerId, Token};
 
 use crate::{Action, Context, Registry, Responder};
 
@@ -63,6 +63,11 @@ pub(crate) struct LoopState<S> {
     /// Sockets whose responders receive `Event::Wake` or an
     /// `Event::Signal`, with the event each receives.
     pub(crate) subscribers: Vec<(Token, Event)>,
+    /// Listeners paused for want of descriptors: any close resumes them.
+    pub(crate) paused_listeners: Vec<Token>,
+    /// A socket accepted by an acceptor whose responder is being made: if
+    /// the factory panics, the socket is removed with the acceptor's call.
+    pub(crate) unattached: Option<Token>,
     /// `Context::stop` was called.
     pub(crate) stop: bool,
     /// A graceful stop was asked for from inside a handler, with its grace.
@@ -79,6 +84,8 @@ impl<S> LoopState<S> {
             registered: VecDeque::new(),
             closing: VecDeque::new(),
             subscribers: Vec::new(),
+            paused_listeners: Vec::new(),
+            unattached: None,
             stop: false,
             stop_requested: None,
             stopping: None,
@@ -101,7 +108,40 @@ impl<S> LoopState<S> {
         if !self.subscribers.is_empty() {
             self.subscribers.retain(|&(t, _)| t != token);
         }
+        if !self.paused_listeners.is_empty() {
+            self.resume_listeners();
+        }
         Ok(())
+    }
+
+    /// A descriptor came back: the listeners paused for want of one try
+    /// again (a listener that fails again pauses again).
+    #[cold]
+    fn resume_listeners(&mut self) {
+        for listener in std::mem::take(&mut self.paused_listeners) {
+            if self
+                .sockets
+                .set_interest(listener, Interest::READABLE)
+                .is_ok()
+            {
+                debug!("{listener}: a descriptor came back: accepting again");
+            }
+        }
+    }
+
+    /// Resumes `listener` (paused by its acceptor) when any socket closes.
+    pub(crate) fn resume_on_close(&mut self, listener: Token) {
+        if !self.paused_listeners.contains(&listener) {
+            self.paused_listeners.push(listener);
+        }
+    }
+
+    /// Accepts one connection from `listener` into the table, with no
+    /// responder yet: the caller attaches one (see [`LoopState::attach`]).
+    pub(crate) fn accept_unattached(&mut self, listener: Token) -> io::Result<Token> {
+        let conn = self.sockets.accept(listener)?;
+        self.unattached = Some(conn);
+        Ok(conn)
     }
 
     /// Gives a socket just added to the table its responder; its
@@ -112,6 +152,9 @@ impl<S> LoopState<S> {
         responder: R,
     ) -> io::Result<Token> {
         let token = token?;
+        if self.unattached == Some(token) {
+            self.unattached = None;
+        }
         self.sockets.data_mut(token)?.responder = Some(Box::new(responder));
         self.registered.push_back(token);
         Ok(token)
@@ -202,6 +245,10 @@ pub(crate) fn call<S>(
             // The slot holds no responder now, so `remove` queues nothing.
             let _ = core.remove(token);
             core.closing.push_back((token, responder));
+            // A connection accepted for a responder the panic never made.
+            if let Some(orphan) = core.unattached.take() {
+                let _ = core.remove(orphan);
+            }
         }
     }
     true

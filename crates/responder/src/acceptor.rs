@@ -1,0 +1,335 @@
+//! [`Acceptor`]: a listener's responder that accepts connections, makes a
+//! responder for each, and survives running out of descriptors.
+
+use std::cell::Cell;
+use std::fmt;
+use std::io::{self, ErrorKind};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use log::{debug, warn};
+use sockmux_core::{Event, Interest, TimerId, Token};
+
+use crate::{Action, Context, Responder};
+
+/// Connections accepted per `Read` of the listener at most, by default.
+pub const DEFAULT_ACCEPTS_PER_EVENT: usize = 64;
+
+/// How long a listener pauses after an accept error, by default; nginx
+/// waits as long.
+pub const DEFAULT_ACCEPT_PAUSE: Duration = Duration::from_millis(500);
+
+/// The shortest time between two warnings of failed accepts; failures in
+/// between are counted and logged at debug level.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// The responder of a TCP or Unix listener: accepts connections and
+/// registers, for each, the responder that `factory` makes.
+///
+/// Every listener needs the same care, and this is it:
+///
+/// * **Fairness.** At most [`per_event`](Acceptor::per_event) connections
+///   (64 by default) are accepted per `Read`; level semantics bring the
+///   listener back next turn if more wait.
+/// * **Out of descriptors** (`EMFILE`, `ENFILE`, `ENOBUFS`, or any other
+///   accept error): level semantics would raise the listener's `Read`
+///   again at once, a spin at full CPU. The acceptor pauses the listener
+///   instead (interest `NONE`) and tries again after
+///   [`pause`](Acceptor::pause) (500 ms by default, as nginx), or as soon
+///   as any socket of the table closes and gives a descriptor back,
+///   whichever comes first. Connections already open are served all along.
+///   The error is logged: every one at debug level, and a warning at most
+///   every 10 s with the count.
+/// * **A cap.** With [`max_connections`](Acceptor::max_connections), the
+///   listener pauses while that many of its connections are open (the
+///   kernel's backlog holds the rest) and resumes when one closes.
+/// * **A graceful stop** closes the listener (the default
+///   [`stop`](Responder::stop)), so no connection comes in while the others
+///   drain.
+///
+/// The factory is called once per accepted connection, with its token
+/// (already in the table: ask it for its `peer_addr`, set socket options)
+/// and the listener's context (the shared state, the registry).
+///
+/// # Examples
+///
+/// A server that greets each client and closes:
+///
+/// ```
+/// use sockmux_core::{Event, Interest, Token};
+/// use sockmux_responder::{Acceptor, Action, Context, Dispatcher};
+/// use std::io::Read;
+///
+/// let greeter = |event: Event, cx: &mut Context<'_, u32>| {
+///     if let Event::Write(t) = event {
+///         let _ = cx.sockets.write(t, b"hello\n");
+///         *cx.state += 1;
+///         return Action::Close;
+///     }
+///     Action::Continue
+/// };
+/// let acceptor = Acceptor::new(move |t: Token, cx: &mut Context<'_, u32>| {
+///     cx.sockets.set_interest(t, Interest::WRITABLE).expect("t is new");
+///     greeter
+/// });
+/// let mut dispatcher = Dispatcher::new(0)?;
+/// let listener = dispatcher.sockets().listen_tcp("127.0.0.1:0", acceptor)?;
+/// let addr = dispatcher.sockets().local_addr(listener)?;
+/// let client = std::thread::spawn(move || -> std::io::Result<String> {
+///     let mut reply = String::new();
+///     std::net::TcpStream::connect(addr)?.read_to_string(&mut reply)?;
+///     Ok(reply)
+/// });
+/// while !client.is_finished() {
+///     dispatcher.turn(Some(std::time::Duration::from_millis(10)))?;
+/// }
+/// assert_eq!(client.join().unwrap()?, "hello\n");
+/// assert_eq!(*dispatcher.state(), 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Acceptor<F> {
+    factory: F,
+    per_event: usize,
+    pause: Duration,
+    max_connections: Option<usize>,
+    /// Connections of this acceptor still open (shared with each one's
+    /// [`Counted`] wrapper).
+    open: Rc<Cell<usize>>,
+    /// The timer of a pause after an accept error.
+    paused: Option<TimerId>,
+    /// When the last warning was logged, and failures since.
+    last_warning: Option<Instant>,
+    unwarned: u64,
+}
+
+impl<F> Acceptor<F> {
+    /// An acceptor that registers `factory(token, cx)` for each connection,
+    /// with the defaults: 64 accepts per event, a pause of 500 ms after an
+    /// accept error, no cap.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::{Event, Token};
+    /// use sockmux_responder::{Acceptor, Action, Context, Dispatcher};
+    ///
+    /// let acceptor = Acceptor::new(|_: Token, _: &mut Context<'_, ()>| {
+    ///     |_: Event, _: &mut Context<'_, ()>| Action::Continue
+    /// });
+    /// let mut dispatcher = Dispatcher::new(())?;
+    /// dispatcher.sockets().listen_tcp("127.0.0.1:0", acceptor)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn new(factory: F) -> Acceptor<F> {
+        Acceptor {
+            factory,
+            per_event: DEFAULT_ACCEPTS_PER_EVENT,
+            pause: DEFAULT_ACCEPT_PAUSE,
+            max_connections: None,
+            open: Rc::new(Cell::new(0)),
+            paused: None,
+            last_warning: None,
+            unwarned: 0,
+        }
+    }
+
+    /// Accepts at most `n` connections per `Read` of the listener (at
+    /// least 1).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::{Event, Token};
+    /// use sockmux_responder::{Acceptor, Action, Context};
+    ///
+    /// let acceptor = Acceptor::new(|_: Token, _: &mut Context<'_, ()>| {
+    ///     |_: Event, _: &mut Context<'_, ()>| Action::Continue
+    /// })
+    /// .per_event(16);
+    /// # let _ = acceptor;
+    /// ```
+    #[must_use]
+    pub fn per_event(mut self, n: usize) -> Acceptor<F> {
+        self.per_event = n.max(1);
+        self
+    }
+
+    /// How long the listener pauses after an accept error, unless a socket
+    /// closes sooner.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::{Event, Token};
+    /// use sockmux_responder::{Acceptor, Action, Context};
+    /// use std::time::Duration;
+    ///
+    /// let acceptor = Acceptor::new(|_: Token, _: &mut Context<'_, ()>| {
+    ///     |_: Event, _: &mut Context<'_, ()>| Action::Continue
+    /// })
+    /// .pause(Duration::from_secs(1));
+    /// # let _ = acceptor;
+    /// ```
+    #[must_use]
+    pub fn pause(mut self, pause: Duration) -> Acceptor<F> {
+        self.pause = pause;
+        self
+    }
+
+    /// At most `n` connections of this acceptor open at once (at least 1):
+    /// the listener pauses at `n` and resumes when one closes; meanwhile
+    /// the kernel's backlog holds new connections.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::{Event, Token};
+    /// use sockmux_responder::{Acceptor, Action, Context};
+    ///
+    /// let acceptor = Acceptor::new(|_: Token, _: &mut Context<'_, ()>| {
+    ///     |_: Event, _: &mut Context<'_, ()>| Action::Continue
+    /// })
+    /// .max_connections(10_000);
+    /// # let _ = acceptor;
+    /// ```
+    #[must_use]
+    pub fn max_connections(mut self, n: usize) -> Acceptor<F> {
+        self.max_connections = Some(n.max(1));
+        self
+    }
+
+    /// Whether the cap is reached.
+    fn full(&self) -> bool {
+        self.max_connections
+            .is_some_and(|max| self.open.get() >= max)
+    }
+
+    /// An accept failed: pause the listener, and log.
+    fn failed<S>(&mut self, listener: Token, e: &io::Error, cx: &mut Context<'_, S>) {
+        debug!(
+            "{listener}: accept failed: {e}; pausing for {:?}",
+            self.pause
+        );
+        self.unwarned += 1;
+        let now = Instant::now();
+        if self
+            .last_warning
+            .is_none_or(|at| now.duration_since(at) >= WARN_EVERY)
+        {
+            warn!(
+                "{listener}: accept failed: {e} ({} times since the last warning); \
+                 pausing the listener for {:?} at a time",
+                self.unwarned, self.pause
+            );
+            self.last_warning = Some(now);
+            self.unwarned = 0;
+        }
+        let _ = cx.sockets.set_interest(listener, Interest::NONE);
+        // A close anywhere in the table resumes it sooner.
+        cx.sockets.core.resume_on_close(listener);
+        if self.paused.is_none() {
+            self.paused = Some(cx.timer_after(self.pause));
+        }
+    }
+}
+
+impl<F> fmt::Debug for Acceptor<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Acceptor")
+            .field("per_event", &self.per_event)
+            .field("pause", &self.pause)
+            .field("max_connections", &self.max_connections)
+            .field("open", &self.open.get())
+            .field("paused", &self.paused.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, F, R> Responder<S> for Acceptor<F>
+where
+    F: FnMut(Token, &mut Context<'_, S>) -> R,
+    R: Responder<S> + 'static,
+{
+    fn ready(&mut self, event: Event, cx: &mut Context<'_, S>) -> Action {
+        let Event::Read(listener) = event else {
+            return Action::Continue;
+        };
+        for _ in 0..self.per_event {
+            if self.full() {
+                debug!("{listener}: {} connections open: pausing", self.open.get());
+                let _ = cx.sockets.set_interest(listener, Interest::NONE);
+                break;
+            }
+            match cx.sockets.core.accept_unattached(listener) {
+                Ok(conn) => {
+                    let responder = (self.factory)(conn, cx);
+                    self.open.set(self.open.get() + 1);
+                    let counted = Counted {
+                        inner: responder,
+                        open: Rc::clone(&self.open),
+                        listener,
+                        max: self.max_connections,
+                    };
+                    if let Err(e) = cx.sockets.core.attach(Ok(conn), counted) {
+                        debug!("{conn}: gone before its responder: {e}");
+                    }
+                }
+                // Nobody else waits: the table re-arms the listener.
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    self.failed(listener, &e, cx);
+                    break;
+                }
+            }
+        }
+        Action::Continue
+    }
+
+    fn timer(&mut self, id: TimerId, cx: &mut Context<'_, S>) -> Action {
+        if self.paused == Some(id) {
+            self.paused = None;
+            debug!("{}: pause over: accepting again", cx.token);
+            let _ = cx.sockets.set_interest(cx.token, Interest::READABLE);
+        }
+        Action::Continue
+    }
+}
+
+/// A connection's responder as an [`Acceptor`] registers it: the user's,
+/// plus the count of open connections for the cap.
+struct Counted<R> {
+    inner: R,
+    open: Rc<Cell<usize>>,
+    listener: Token,
+    max: Option<usize>,
+}
+
+impl<S, R: Responder<S>> Responder<S> for Counted<R> {
+    #[inline]
+    fn ready(&mut self, event: Event, cx: &mut Context<'_, S>) -> Action {
+        self.inner.ready(event, cx)
+    }
+
+    fn registered(&mut self, cx: &mut Context<'_, S>) -> Action {
+        self.inner.registered(cx)
+    }
+
+    fn timer(&mut self, id: TimerId, cx: &mut Context<'_, S>) -> Action {
+        self.inner.timer(id, cx)
+    }
+
+    fn stop(&mut self, cx: &mut Context<'_, S>) -> Action {
+        self.inner.stop(cx)
+    }
+
+    fn closed(&mut self, cx: &mut Context<'_, S>) {
+        let open = self.open.get().saturating_sub(1);
+        self.open.set(open);
+        if self.max.is_some_and(|max| open + 1 == max) {
+            // It was full: room for one more. (A stopped or closed
+            // listener answers NotFound; nothing to resume then.)
+            let _ = cx.sockets.set_interest(self.listener, Interest::READABLE);
+        }
+        self.inner.closed(cx);
+    }
+}
