@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use log::{debug, warn};
 use sockmux_core::{Event, Interest, TimerId, Token};
 
+use crate::dispatcher::ConnectionCount;
 use crate::{Action, Context, Responder};
 
 /// Connections accepted per `Read` of the listener at most, by default.
@@ -91,10 +92,10 @@ pub struct Acceptor<F> {
     factory: F,
     per_event: usize,
     pause: Duration,
+    /// With a cap: the count of open connections, shared with their slots
+    /// (the dispatcher decrements it when one closes).
+    count: Option<Rc<ConnectionCount>>,
     max_connections: Option<usize>,
-    /// Connections of this acceptor still open (shared with each one's
-    /// [`Counted`] wrapper).
-    open: Rc<Cell<usize>>,
     /// The timer of a pause after an accept error.
     paused: Option<TimerId>,
     /// When the last warning was logged, and failures since.
@@ -126,7 +127,7 @@ impl<F> Acceptor<F> {
             per_event: DEFAULT_ACCEPTS_PER_EVENT,
             pause: DEFAULT_ACCEPT_PAUSE,
             max_connections: None,
-            open: Rc::new(Cell::new(0)),
+            count: None,
             paused: None,
             last_warning: None,
             unwarned: 0,
@@ -200,8 +201,9 @@ impl<F> Acceptor<F> {
 
     /// Whether the cap is reached.
     fn full(&self) -> bool {
-        self.max_connections
-            .is_some_and(|max| self.open.get() >= max)
+        self.count
+            .as_ref()
+            .is_some_and(|count| count.open.get() >= count.max)
     }
 
     /// An accept failed: pause the listener, and log.
@@ -239,7 +241,7 @@ impl<F> fmt::Debug for Acceptor<F> {
             .field("per_event", &self.per_event)
             .field("pause", &self.pause)
             .field("max_connections", &self.max_connections)
-            .field("open", &self.open.get())
+            .field("open", &self.count.as_ref().map(|c| c.open.get()))
             .field("paused", &self.paused.is_some())
             .finish_non_exhaustive()
     }
@@ -254,24 +256,32 @@ where
         let Event::Read(listener) = event else {
             return Action::Continue;
         };
+        if let (Some(max), None) = (self.max_connections, &self.count) {
+            self.count = Some(Rc::new(ConnectionCount {
+                open: Cell::new(0),
+                max,
+                listener,
+            }));
+        }
         for _ in 0..self.per_event {
             if self.full() {
-                debug!("{listener}: {} connections open: pausing", self.open.get());
+                debug!(
+                    "{listener}: {:?} connections open: pausing",
+                    self.max_connections
+                );
                 let _ = cx.sockets.set_interest(listener, Interest::NONE);
                 break;
             }
             match cx.sockets.core.accept_unattached(listener) {
                 Ok(conn) => {
                     let responder = (self.factory)(conn, cx);
-                    self.open.set(self.open.get() + 1);
-                    let counted = Counted {
-                        inner: responder,
-                        open: Rc::clone(&self.open),
-                        listener,
-                        max: self.max_connections,
-                    };
-                    if let Err(e) = cx.sockets.core.attach(Ok(conn), counted) {
-                        debug!("{conn}: gone before its responder: {e}");
+                    match cx.sockets.core.attach(Ok(conn), responder) {
+                        Ok(_) => {
+                            if let Some(count) = &self.count {
+                                cx.sockets.core.count_connection(conn, count);
+                            }
+                        }
+                        Err(e) => debug!("{conn}: gone before its responder: {e}"),
                     }
                 }
                 // Nobody else waits: the table re-arms the listener.
@@ -292,44 +302,5 @@ where
             let _ = cx.sockets.set_interest(cx.token, Interest::READABLE);
         }
         Action::Continue
-    }
-}
-
-/// A connection's responder as an [`Acceptor`] registers it: the user's,
-/// plus the count of open connections for the cap.
-struct Counted<R> {
-    inner: R,
-    open: Rc<Cell<usize>>,
-    listener: Token,
-    max: Option<usize>,
-}
-
-impl<S, R: Responder<S>> Responder<S> for Counted<R> {
-    #[inline]
-    fn ready(&mut self, event: Event, cx: &mut Context<'_, S>) -> Action {
-        self.inner.ready(event, cx)
-    }
-
-    fn registered(&mut self, cx: &mut Context<'_, S>) -> Action {
-        self.inner.registered(cx)
-    }
-
-    fn timer(&mut self, id: TimerId, cx: &mut Context<'_, S>) -> Action {
-        self.inner.timer(id, cx)
-    }
-
-    fn stop(&mut self, cx: &mut Context<'_, S>) -> Action {
-        self.inner.stop(cx)
-    }
-
-    fn closed(&mut self, cx: &mut Context<'_, S>) {
-        let open = self.open.get().saturating_sub(1);
-        self.open.set(open);
-        if self.max.is_some_and(|max| open + 1 == max) {
-            // It was full: room for one more. (A stopped or closed
-            // listener answers NotFound; nothing to resume then.)
-            let _ = cx.sockets.set_interest(self.listener, Interest::READABLE);
-        }
-        self.inner.closed(cx);
     }
 }

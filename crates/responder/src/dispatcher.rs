@@ -11,9 +11,9 @@ use sockmux_core::{Event, Events, Signal, Sockets, Token};
 
 mod state;
 
-pub(crate) use state::LoopState;
 pub use state::Slot;
 use state::{call, call_subscribers, run_hooks, run_queued_work, start_graceful_stop};
+pub(crate) use state::{ConnectionCount, LoopState};
 
 use crate::Registry;
 #[cfg(doc)]

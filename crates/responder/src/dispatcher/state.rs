@@ -2,9 +2,11 @@
 //! one call per event, hooks queued by a call run after it, graceful stops.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use log::{debug, error, trace};
@@ -25,6 +27,9 @@ pub struct Slot<S> {
     pub(crate) responder: Option<Boxed<S>>,
     /// Timers this responder owns, cancelled when it closes.
     pub(crate) timers: Vec<TimerId>,
+    /// The count of open connections of the capped acceptor that accepted
+    /// this socket: decremented when it closes.
+    pub(crate) counted: Option<Rc<ConnectionCount>>,
 }
 
 impl<S> Default for Slot<S> {
@@ -32,8 +37,18 @@ impl<S> Default for Slot<S> {
         Slot {
             responder: None,
             timers: Vec::new(),
+            counted: None,
         }
     }
+}
+
+/// Open connections of a capped [`Acceptor`](crate::Acceptor), shared by the
+/// acceptor and the slots of its connections.
+#[derive(Debug)]
+pub(crate) struct ConnectionCount {
+    pub(crate) open: Cell<usize>,
+    pub(crate) max: usize,
+    pub(crate) listener: Token,
 }
 
 impl<S> std::fmt::Debug for Slot<S> {
@@ -98,6 +113,17 @@ impl<S> LoopState<S> {
     pub(crate) fn remove(&mut self, token: Token) -> io::Result<()> {
         let (socket, slot) = self.sockets.remove(token)?;
         drop(socket);
+        if let Some(count) = slot.counted {
+            let open = count.open.get().saturating_sub(1);
+            count.open.set(open);
+            if open + 1 == count.max {
+                // It was full: room for one more. (A listener closed since
+                // answers NotFound: nothing to resume then.)
+                let _ = self
+                    .sockets
+                    .set_interest(count.listener, Interest::READABLE);
+            }
+        }
         for id in slot.timers {
             self.sockets.cancel_timer(id);
             self.owners.remove(&id);
@@ -126,6 +152,14 @@ impl<S> LoopState<S> {
             {
                 debug!("{listener}: a descriptor came back: accepting again");
             }
+        }
+    }
+
+    /// Counts `conn` among the open connections of a capped acceptor.
+    pub(crate) fn count_connection(&mut self, conn: Token, count: &Rc<ConnectionCount>) {
+        if let Ok(slot) = self.sockets.data_mut(conn) {
+            count.open.set(count.open.get() + 1);
+            slot.counted = Some(Rc::clone(count));
         }
     }
 
