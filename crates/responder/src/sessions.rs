@@ -341,8 +341,10 @@ struct Live<T> {
 /// b.send_to(b"from b", addr)?;
 /// dispatcher.run_for(std::time::Duration::from_secs(10))?;
 /// let mut buf = [0; 16];
-/// assert_eq!(&buf[..a.recv(&mut buf)?], b"from a");
-/// assert_eq!(&buf[..b.recv(&mut buf)?], b"from b");
+/// let n = a.recv(&mut buf)?;
+/// assert_eq!(&buf[..n], b"from a");
+/// let n = b.recv(&mut buf)?;
+/// assert_eq!(&buf[..n], b"from b");
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct UdpSessions<F, T> {
