@@ -5,7 +5,8 @@
 //! - polling a table and turning a dispatcher until something happens;
 //! - reading or receiving until `WouldBlock`, accepting one connection, an
 //!   echo round trip that allocates nothing;
-//! - addresses nobody listens on (freed ports);
+//! - addresses nobody listens on (freed ports); UDP peers and waiting for
+//!   a datagram while turning a dispatcher;
 //! - one seeded random generator ([`Rng`]) and one checksum ([`fnv1a`]);
 //! - [`harness`]: the `main` of the `harness = false` binaries, the
 //!   examples' binaries, child processes with a deadline;
@@ -234,6 +235,36 @@ pub(crate) fn freed_udp_addr() -> SocketAddr {
         .unwrap()
         .local_addr()
         .unwrap()
+}
+
+/// A test's UDP peer: a non-blocking socket bound to a free loopback port.
+pub(crate) fn udp_peer() -> UdpSocket {
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_nonblocking(true).unwrap();
+    peer
+}
+
+/// Turns `dispatcher` until one datagram reaches the non-blocking `peer`;
+/// returns its length in `buf`. Panics after [`LIMIT`] or on a receive
+/// error other than `WouldBlock`. Allocates nothing.
+#[track_caller]
+pub(crate) fn turn_until_datagram<S>(
+    dispatcher: &mut Dispatcher<S>,
+    peer: &UdpSocket,
+    buf: &mut [u8],
+) -> usize {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        match peer.recv(buf) {
+            Ok(n) => return n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => panic!("peer recv: {e}"),
+        }
+        assert!(Instant::now() < deadline, "no datagram within {LIMIT:?}");
+        dispatcher
+            .turn(Some(Duration::from_millis(10)))
+            .expect("turn");
+    }
 }
 
 /// The tests' one random generator: xorshift64*, deterministic, seeded,

@@ -58,8 +58,9 @@
 //! # Logging
 //!
 //! Through [`log`]: `error!` for a responder's panic, `warn!` for sockets
-//! closed at a stop deadline, `debug!` for stops, `trace!` for dropped
-//! events.
+//! closed at a stop deadline, `info!` for the receive buffer a
+//! [`UdpSessions`] socket was granted, `debug!` for stops, `trace!` for
+//! dropped events.
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
@@ -68,9 +69,14 @@ mod context;
 mod dispatcher;
 mod registry;
 mod responder;
+mod sessions;
 
 pub use acceptor::{Acceptor, DEFAULT_ACCEPTS_PER_EVENT, DEFAULT_ACCEPT_PAUSE};
 pub use context::Context;
 pub use dispatcher::{Dispatcher, Slot};
 pub use registry::Registry;
 pub use responder::{Action, Responder};
+pub use sessions::{
+    Peer, Session, SessionEnd, UdpSessions, DEFAULT_DATAGRAMS_PER_EVENT, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_DATAGRAM, DEFAULT_RECEIVE_BUFFER,
+};
