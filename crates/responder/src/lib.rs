@@ -64,12 +64,14 @@
 #![forbid(unsafe_code)]
 
 mod acceptor;
+mod codec;
 mod context;
 mod dispatcher;
 mod registry;
 mod responder;
 
 pub use acceptor::{Acceptor, DEFAULT_ACCEPTS_PER_EVENT, DEFAULT_ACCEPT_PAUSE};
+pub use codec::{CodecError, Decoded, Decoder, Endian, LengthPrefixed, Lines, Raw, Width};
 pub use context::Context;
 pub use dispatcher::{Dispatcher, Slot};
 pub use registry::Registry;
