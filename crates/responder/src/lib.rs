@@ -55,6 +55,11 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! # Framing
+//!
+//! A [`Decoder`] cuts frames out of a connection's buffered bytes without
+//! allocating: [`Raw`], [`Lines`], [`LengthPrefixed`], or the user's own.
+//!
 //! # Logging
 //!
 //! Through [`log`]: `error!` for a responder's panic, `warn!` for sockets
