@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, docs, every test on Linux, and the
-# Windows leg (x86_64-pc-windows-gnu under wine) when ci/windows.sh exists.
+# Windows leg (x86_64-pc-windows-gnu under wine) when ci/windows.sh exists;
+# in between, the fuzz targets for a bounded time (ci/fuzz.sh;
+# SOCKMUX_SKIP_FUZZ=1 skips them).
 # Run as root on a fresh Debian machine, it installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +49,12 @@ step "cargo test"
 cargo build --workspace --examples
 cargo test --workspace --all-targets
 cargo test --workspace --doc
+
+# --- the fuzz targets --------------------------------------------------------
+if [[ "${SOCKMUX_SKIP_FUZZ:-0}" != 1 ]]; then
+    step "fuzz targets (ci/fuzz.sh)"
+    ci/fuzz.sh
+fi
 
 # --- the Windows leg ---------------------------------------------------------
 if [[ -x ci/windows.sh && "${SOCKMUX_SKIP_WINDOWS:-0}" != 1 ]]; then

@@ -55,6 +55,11 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! # Framing
+//!
+//! A [`Decoder`] cuts frames out of a connection's buffered bytes without
+//! allocating: [`Raw`], [`Lines`], [`LengthPrefixed`], or the user's own.
+//!
 //! # Logging
 //!
 //! Through [`log`]: `error!` for a responder's panic, `warn!` for sockets
@@ -65,6 +70,7 @@
 #![forbid(unsafe_code)]
 
 mod acceptor;
+mod codec;
 mod context;
 mod dispatcher;
 mod registry;
@@ -72,6 +78,7 @@ mod responder;
 mod sessions;
 
 pub use acceptor::{Acceptor, DEFAULT_ACCEPTS_PER_EVENT, DEFAULT_ACCEPT_PAUSE};
+pub use codec::{CodecError, Decoded, Decoder, Endian, LengthPrefixed, Lines, Raw, Width};
 pub use context::Context;
 pub use dispatcher::{Dispatcher, Slot};
 pub use registry::Registry;
