@@ -178,15 +178,35 @@ impl<S> Context<'_, S> {
     /// # Examples
     ///
     /// ```
-    /// use sockmux_core::Event;
-    /// use sockmux_responder::{Action, Context};
+    /// use sockmux_core::{Event, TimerId};
+    /// use sockmux_responder::{Action, Context, Dispatcher, Responder};
     /// use std::time::{Duration, Instant};
     ///
-    /// fn on_read(_: Event, cx: &mut Context<'_, ()>) -> Action {
-    ///     cx.timer_at(Instant::now() + Duration::from_secs(30)); // an idle limit
-    ///     Action::Continue
+    /// /// Keeps its socket until a fixed instant (the end of a maintenance
+    /// /// window, say): one timer, set when the responder starts.
+    /// struct Until(Instant);
+    ///
+    /// impl Responder<u32> for Until {
+    ///     fn registered(&mut self, cx: &mut Context<'_, u32>) -> Action {
+    ///         cx.timer_at(self.0);
+    ///         Action::Continue
+    ///     }
+    ///     fn ready(&mut self, _: Event, _: &mut Context<'_, u32>) -> Action {
+    ///         Action::Continue
+    ///     }
+    ///     fn timer(&mut self, _: TimerId, cx: &mut Context<'_, u32>) -> Action {
+    ///         *cx.state += 1;
+    ///         Action::Close
+    ///     }
     /// }
-    /// # let _ = on_read;
+    ///
+    /// let mut dispatcher = Dispatcher::new(0)?;
+    /// let end = Instant::now() + Duration::from_millis(20);
+    /// dispatcher.sockets().bind_udp("127.0.0.1:0", Until(end))?;
+    /// dispatcher.run_for(Duration::from_secs(10))?; // until the table is empty
+    /// assert_eq!(*dispatcher.state(), 1);
+    /// assert!(Instant::now() >= end);
+    /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn timer_at(&mut self, deadline: Instant) -> TimerId {
         let id = self.sockets.core.sockets.timer_at(deadline);

@@ -393,9 +393,12 @@ impl<S> Dispatcher<S> {
     }
 
     /// Stops gracefully and returns when every socket is closed: each
-    /// responder's [`stop`](Responder::stop) hook runs (listeners close,
-    /// connections flush what they buffered), the loop runs on, and
-    /// whatever is still open after `grace` is closed.
+    /// responder's [`stop`](Responder::stop) hook runs, the loop runs on
+    /// until the table is empty, and whatever is still open after `grace`
+    /// is closed (with its `closed` hook, and a warning in the log). What a
+    /// responder does on `stop` is its own: by default it closes at once;
+    /// an [`Acceptor`](crate::Acceptor) closes its listener; a connection
+    /// that queues output should flush it, then close.
     ///
     /// # Errors
     ///

@@ -177,25 +177,63 @@ pub trait Responder<S> {
     ///
     /// ```
     /// use sockmux_core::{Event, TimerId};
-    /// use sockmux_responder::{Action, Context, Responder};
+    /// use sockmux_responder::{Action, Context, Dispatcher, Responder};
+    /// use std::io::Read;
     /// use std::time::Duration;
     ///
-    /// /// Closes a connection that stays silent for 30 seconds.
-    /// struct Idle(Option<TimerId>);
+    /// /// Closes a connection that stays silent for `limit`: the timer starts
+    /// /// when the connection does (a client that never sends is closed
+    /// /// too) and starts again with every read.
+    /// struct Idle {
+    ///     limit: Duration,
+    ///     timer: Option<TimerId>,
+    /// }
     ///
-    /// impl Responder<()> for Idle {
-    ///     fn ready(&mut self, _: Event, cx: &mut Context<'_, ()>) -> Action {
-    ///         if let Some(old) = self.0.take() {
+    /// impl Idle {
+    ///     fn restart(&mut self, cx: &mut Context<'_, bool>) {
+    ///         if let Some(old) = self.timer.take() {
     ///             cx.cancel_timer(old);
     ///         }
-    ///         self.0 = Some(cx.timer_after(Duration::from_secs(30)));
-    ///         Action::Continue
-    ///     }
-    ///     fn timer(&mut self, id: TimerId, _: &mut Context<'_, ()>) -> Action {
-    ///         if self.0 == Some(id) { Action::Close } else { Action::Continue }
+    ///         self.timer = Some(cx.timer_after(self.limit));
     ///     }
     /// }
-    /// # let _ = Idle(None);
+    ///
+    /// impl Responder<bool> for Idle {
+    ///     fn registered(&mut self, cx: &mut Context<'_, bool>) -> Action {
+    ///         self.restart(cx);
+    ///         Action::Continue
+    ///     }
+    ///     fn ready(&mut self, _: Event, cx: &mut Context<'_, bool>) -> Action {
+    ///         let mut buf = [0; 1024];
+    ///         match cx.sockets.read(cx.token, &mut buf) {
+    ///             Ok(0) => return Action::Close, // the client is done
+    ///             Ok(_) => self.restart(cx),     // (a real server would use the bytes)
+    ///             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+    ///             Err(_) => return Action::Close,
+    ///         }
+    ///         Action::Continue
+    ///     }
+    ///     fn timer(&mut self, id: TimerId, cx: &mut Context<'_, bool>) -> Action {
+    ///         if self.timer != Some(id) {
+    ///             return Action::Continue;
+    ///         }
+    ///         *cx.state = true; // closed for silence
+    ///         Action::Close
+    ///     }
+    /// }
+    ///
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let mut silent = std::net::TcpStream::connect(listener.local_addr()?)?;
+    /// let mut dispatcher = Dispatcher::new(false)?;
+    /// let idle = Idle { limit: Duration::from_millis(50), timer: None };
+    /// let t = dispatcher.sockets().register(listener.accept()?.0,
+    ///     sockmux_core::Interest::READABLE, idle)?;
+    /// while dispatcher.sockets().contains(t) {
+    ///     dispatcher.turn(Some(Duration::from_secs(10)))?;
+    /// }
+    /// assert!(*dispatcher.state(), "closed by its timer");
+    /// assert_eq!(silent.read(&mut [0; 8])?, 0, "the client sees the close");
+    /// # Ok::<(), std::io::Error>(())
     /// ```
     fn timer(&mut self, id: TimerId, cx: &mut Context<'_, S>) -> Action {
         let _ = (id, cx);
