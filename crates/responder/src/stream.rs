@@ -366,6 +366,7 @@ fn decode<S, C: Decoder, P: Protocol<S>>(
 
 impl<C: Decoder, P> Stream<C, P> {
     /// Acts on how a decoding pass ended.
+    #[inline]
     fn passed<S>(&mut self, pass: Pass, cx: &mut Context<'_, S>)
     where
         P: Protocol<S>,
@@ -532,8 +533,10 @@ impl<C: Decoder, P> Stream<C, P> {
             break;
         }
         if self.out.queue.is_empty() {
-            // A shutdown or an end decided while nothing was queued.
-            self.out.flush(cx);
+            if self.out.ending == Ending::Shutdown {
+                // Decided while nothing was queued: send the end now.
+                self.out.flush(cx);
+            }
             match self.out.ending {
                 Ending::Now(_) | Ending::Flush(_) => return Action::Close,
                 _ if self.stopping => return Action::Close,

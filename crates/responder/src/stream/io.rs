@@ -242,7 +242,9 @@ impl<S> StreamIo<'_, '_, S> {
                 return;
             }
         }
-        self.out.queue.extend(rest);
+        if !rest.is_empty() {
+            self.out.queue.extend(rest);
+        }
     }
 
     /// Bytes written by the protocol and not yet taken by the socket.
