@@ -631,6 +631,15 @@ impl<S, C: Decoder, P: Protocol<S>> Responder<S> for Stream<C, P> {
         Action::Continue
     }
 
+    fn notified(&mut self, cx: &mut Context<'_, S>) -> Action {
+        let io = &mut StreamIo {
+            cx,
+            out: &mut self.out,
+        };
+        self.protocol.notified(io);
+        self.settle(cx)
+    }
+
     fn stop(&mut self, cx: &mut Context<'_, S>) -> Action {
         self.stopping = true;
         let io = &mut StreamIo {

@@ -92,6 +92,8 @@ pub(crate) struct LoopState<S> {
     /// The one read buffer every [`Stream`](crate::Stream) reads into (a
     /// stream keeps only a partial frame's bytes); empty until first used.
     pub(crate) scratch: Vec<u8>,
+    /// Sockets whose responder's `notified` hook is to run, each once.
+    pub(crate) notified: VecDeque<Token>,
 }
 
 impl<S> LoopState<S> {
@@ -108,6 +110,7 @@ impl<S> LoopState<S> {
             stop_requested: None,
             stopping: None,
             scratch: Vec::new(),
+            notified: VecDeque::new(),
         }
     }
 
@@ -246,9 +249,19 @@ impl<S> LoopState<S> {
         self.scratch = buf;
     }
 
+    /// Queues a call of `token`'s `notified` hook, unless one is queued.
+    pub(crate) fn notify(&mut self, token: Token) {
+        if !self.notified.contains(&token) {
+            self.notified.push_back(token);
+        }
+    }
+
     #[inline(always)]
     fn has_queued_work(&self) -> bool {
-        !(self.closing.is_empty() && self.registered.is_empty() && self.stop_requested.is_none())
+        !(self.closing.is_empty()
+            && self.registered.is_empty()
+            && self.notified.is_empty()
+            && self.stop_requested.is_none())
     }
 }
 
@@ -404,6 +417,9 @@ pub(crate) fn run_hooks<S>(core: &mut LoopState<S>, state: &mut S) {
             if core.stopping.is_some() {
                 call(core, state, token, |r, cx| r.stop(cx));
             }
+        } else if let Some(token) = core.notified.pop_front() {
+            // A socket removed since it was notified is skipped.
+            call(core, state, token, |r, cx| r.notified(cx));
         } else {
             return;
         }

@@ -121,7 +121,9 @@ pub enum Idle {
 /// [`resumed`](Protocol::resumed) as the write queue crosses the water
 /// marks, [`idle`](Protocol::idle) when a timeout fires,
 /// [`peer_closed`](Protocol::peer_closed) at the peer's end of stream,
-/// [`frame_error`](Protocol::frame_error) for input the codec refuses;
+/// [`frame_error`](Protocol::frame_error) for input the codec refuses,
+/// [`notified`](Protocol::notified) when another handler asks,
+/// [`stopping`](Protocol::stopping) when a graceful stop begins;
 /// [`closed`](Protocol::closed) exactly once, last.
 ///
 /// # Examples
@@ -353,6 +355,51 @@ pub trait Protocol<S> {
     /// ```
     fn closed(&mut self, reason: CloseReason, unsent: usize, cx: &mut Context<'_, S>) {
         let _ = (reason, unsent, cx);
+    }
+
+    /// Another handler called [`Registry::notify`](crate::Registry::notify)
+    /// for this stream, typically after leaving bytes for it in the shared
+    /// state: the way to write to a connection from another one's call (a
+    /// chat's broadcast), in order with everything else this stream writes.
+    /// Does nothing by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use sockmux_core::Token;
+    /// use sockmux_responder::{Protocol, StreamIo};
+    ///
+    /// /// Lines left for each member by the others.
+    /// type Inboxes = HashMap<Token, Vec<u8>>;
+    ///
+    /// /// Sends each line to every other member.
+    /// struct Member;
+    ///
+    /// impl Protocol<Inboxes> for Member {
+    ///     fn frame(&mut self, line: &[u8], io: &mut StreamIo<'_, '_, Inboxes>) {
+    ///         let me = io.token();
+    ///         let others: Vec<Token> = io.cx.state.keys().copied().filter(|&t| t != me).collect();
+    ///         for to in others {
+    ///             let inbox = io.cx.state.get_mut(&to).unwrap();
+    ///             inbox.extend_from_slice(line);
+    ///             inbox.push(b'\n');
+    ///             let _ = io.cx.sockets.notify(to);
+    ///         }
+    ///     }
+    ///     fn notified(&mut self, io: &mut StreamIo<'_, '_, Inboxes>) {
+    ///         let me = io.token();
+    ///         if let Some(mut inbox) = io.cx.state.get_mut(&me).map(std::mem::take) {
+    ///             io.write(&inbox);
+    ///             inbox.clear();
+    ///             io.cx.state.insert(me, inbox); // keep the allocation
+    ///         }
+    ///     }
+    /// }
+    /// # let _ = Member;
+    /// ```
+    fn notified(&mut self, io: &mut StreamIo<'_, '_, S>) {
+        let _ = io;
     }
 
     /// A graceful stop of the dispatcher began: the stream reads no more,
