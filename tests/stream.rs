@@ -496,3 +496,52 @@ fn graceful_stop_deadline_reports_the_unsent_bytes() {
     assert!(queued > 0);
     assert_eq!(log.closed, [(CloseReason::Stopped, queued)]);
 }
+
+/// A stream registered while connecting (`connect_tcp`): what it writes
+/// from `opened` is sent once the connection completes, and it reads the
+/// answer; a connect to a closed port closes it with `ConnectionRefused`.
+#[test]
+fn a_connecting_stream_writes_once_connected() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut dispatcher = Dispatcher::new(Log::default()).unwrap();
+    let greeting = 5;
+    dispatcher
+        .sockets()
+        .connect_tcp(
+            addr,
+            Stream::new(
+                Raw,
+                Echo {
+                    greeting,
+                    ..Echo::default()
+                },
+            ),
+        )
+        .unwrap();
+    let server = thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut hello = [0; 5];
+        conn.read_exact(&mut hello).unwrap();
+        conn.write_all(b"answer").unwrap();
+        let mut back = [0; 6];
+        conn.read_exact(&mut back).unwrap();
+        (hello, back)
+    });
+    turn_until(&mut dispatcher, LIMIT, |d| d.state().max_frame > 0);
+    let (hello, back) = server.join().unwrap();
+    assert_eq!((&hello, &back), (&[7; 5], b"answer"));
+    turn_until(&mut dispatcher, LIMIT, |d| !d.state().closed.is_empty());
+    assert_eq!(dispatcher.state().closed, [(CloseReason::PeerClosed, 0)]);
+
+    let mut dispatcher = Dispatcher::new(Log::default()).unwrap();
+    dispatcher
+        .sockets()
+        .connect_tcp(util::freed_tcp_addr(), Stream::new(Raw, Echo::default()))
+        .unwrap();
+    turn_until(&mut dispatcher, LIMIT, |d| !d.state().closed.is_empty());
+    assert_eq!(
+        dispatcher.state().closed,
+        [(CloseReason::Error(io::ErrorKind::ConnectionRefused), 0)]
+    );
+}

@@ -37,7 +37,10 @@ const IDLE_CHECKS: u32 = 4;
 ///
 /// Register it for an accepted connection (the factory of an
 /// [`Acceptor`](crate::Acceptor) returns one) or a connecting one
-/// ([`Registry::connect_tcp`](crate::Registry::connect_tcp)).
+/// ([`Registry::connect_tcp`](crate::Registry::connect_tcp)): bytes
+/// written before the connection completes are queued (the socket answers
+/// `WouldBlock`) and written once it does; a failed connect closes the
+/// stream with [`CloseReason::Error`] (`ConnectionRefused`).
 ///
 /// # Reading
 ///
@@ -380,22 +383,30 @@ impl<C: Decoder, P> Stream<C, P> {
                 self.frame_len = None;
                 self.undecoded = !self.partial.is_empty();
             }
-            Pass::Refused(error) => {
-                debug!("{}: input refused: {error}", cx.token);
-                self.partial = Vec::new();
-                self.frame_len = None;
-                self.undecoded = false;
-                let io = &mut StreamIo {
-                    cx,
-                    out: &mut self.out,
-                };
-                self.protocol.frame_error(&error, io);
-                self.out.close_after_flush(CloseReason::LimitExceeded);
-            }
+            Pass::Refused(error) => self.refused(error, cx),
         }
         if self.partial.is_empty() && self.partial.capacity() > 0 {
             self.partial = Vec::new();
         }
+    }
+
+    /// The codec refused the input: the protocol's error reply, then a
+    /// close once flushed.
+    #[cold]
+    fn refused<S>(&mut self, error: std::io::Error, cx: &mut Context<'_, S>)
+    where
+        P: Protocol<S>,
+    {
+        debug!("{}: input refused: {error}", cx.token);
+        self.partial = Vec::new();
+        self.frame_len = None;
+        self.undecoded = false;
+        let io = &mut StreamIo {
+            cx,
+            out: &mut self.out,
+        };
+        self.protocol.frame_error(&error, io);
+        self.out.close_after_flush(CloseReason::LimitExceeded);
     }
 
     /// Hands on the frames left in `partial` by an earlier pass.
@@ -501,7 +512,24 @@ impl<C: Decoder, P> Stream<C, P> {
     }
 
     /// After any call: the water marks, a pending end, the interest.
+    #[inline]
     fn settle<S>(&mut self, cx: &mut Context<'_, S>) -> Action
+    where
+        P: Protocol<S>,
+    {
+        // The steady state, a request answered in full: nothing to do.
+        let steady = self.out.queue.is_empty()
+            && matches!(self.out.ending, Ending::Open)
+            && !(self.paused || self.peer_eof || self.stopping || self.out.write_shut)
+            && self.interest == Interest::READABLE;
+        if steady {
+            return Action::Continue;
+        }
+        self.settle_slow(cx)
+    }
+
+    #[inline(never)]
+    fn settle_slow<S>(&mut self, cx: &mut Context<'_, S>) -> Action
     where
         P: Protocol<S>,
     {
@@ -599,6 +627,11 @@ impl<C: Decoder, P> Stream<C, P> {
 
 impl<S, C: Decoder, P: Protocol<S>> Responder<S> for Stream<C, P> {
     fn registered(&mut self, cx: &mut Context<'_, S>) -> Action {
+        // `READABLE` for an accepted connection, both for a connecting one
+        // (whose first `Write` says it connected): settle sets what fits.
+        if let Ok(interest) = cx.sockets.interest(cx.token) {
+            self.interest = interest;
+        }
         if let Some((_, timeout)) = self.idle {
             self.idle_timer = Some(cx.timer_every(timeout / IDLE_CHECKS));
         }

@@ -74,6 +74,7 @@ impl Output {
     /// how many it took. Stops at a short write: on Linux that proves the
     /// send buffer full (no extra `WouldBlock` call); elsewhere the table
     /// keeps the socket writable and the next `Write` event comes anyway.
+    #[inline]
     fn write_now<S>(&mut self, cx: &mut Context<'_, S>, bytes: &[u8]) -> usize {
         let mut done = 0;
         while done < bytes.len() {
