@@ -53,9 +53,10 @@ const IDLE_CHECKS: u32 = 4;
 /// Bytes are read into one buffer shared by every stream of the
 /// dispatcher, and frames are handed to the protocol from there; a stream
 /// keeps only the bytes of an incomplete frame, in a buffer that grows as
-/// that frame needs it (to exactly the frame's length when the codec
-/// knows it from a header, [`Decoded::NeedMore`]) and is freed once the
-/// frame is complete. So an idle connection holds no buffer, and a frame
+/// that frame needs it and is freed once the frame is complete: to exactly
+/// the frame's length when the codec knows it from a header
+/// ([`Decoded::NeedMore`]), by one read (at most the budget) at a time
+/// otherwise, so never past the codec's maximum plus one read. So an idle connection holds no buffer, and a frame
 /// split across reads costs one allocation. The decoder sees its buffer
 /// as its contract says: grown at the end after `NeedMore`, short of
 /// exactly the frame consumed after a frame.
@@ -352,6 +353,10 @@ fn decode<S, C: Decoder, P: Protocol<S>>(
 ) -> (usize, Pass) {
     let mut at = 0;
     loop {
+        if at == buf.len() {
+            // A frame takes at least one byte: no need to ask.
+            return (at, Pass::NeedMore(None));
+        }
         match codec.decode(&buf[at..]) {
             Ok(Decoded::Frame { payload, consumed }) => {
                 let frame = &buf[at..][payload];
