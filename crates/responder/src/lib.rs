@@ -60,6 +60,14 @@
 //! A [`Decoder`] cuts frames out of a connection's buffered bytes without
 //! allocating: [`Raw`], [`Lines`], [`LengthPrefixed`], or the user's own.
 //!
+//! # Streams
+//!
+//! A [`Stream`] owns one TCP or Unix connection's buffers and calls the
+//! user's [`Protocol`] with whole frames: it reads with a budget per
+//! event, writes through and queues only what the socket did not take,
+//! pauses reading at a high-water mark, half-closes both ways, times out
+//! idle peers and flushes on a graceful stop.
+//!
 //! # Logging
 //!
 //! Through [`log`]: `error!` for a responder's panic, `warn!` for sockets
@@ -76,6 +84,7 @@ mod dispatcher;
 mod registry;
 mod responder;
 mod sessions;
+mod stream;
 
 pub use acceptor::{Acceptor, DEFAULT_ACCEPTS_PER_EVENT, DEFAULT_ACCEPT_PAUSE};
 pub use codec::{CodecError, Decoded, Decoder, Endian, LengthPrefixed, Lines, Raw, Width};
@@ -86,4 +95,8 @@ pub use responder::{Action, Responder};
 pub use sessions::{
     Peer, Session, SessionEnd, UdpSessions, DEFAULT_DATAGRAMS_PER_EVENT, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_DATAGRAM, DEFAULT_RECEIVE_BUFFER,
+};
+pub use stream::{
+    CloseReason, Idle, Protocol, Stream, StreamIo, DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER,
+    DEFAULT_READ_PER_EVENT,
 };

@@ -338,4 +338,48 @@ impl<S> Registry<'_, S> {
     pub fn remove(&mut self, token: Token) -> io::Result<()> {
         self.core.remove(token)
     }
+
+    /// Asks for the [`notified`](Responder::notified) hook of `token`'s
+    /// responder to run after the current call (outside the loop: at the
+    /// start of the next turn): the way one handler hands work to another,
+    /// through the shared state, and has it acted on at once. Notifying a
+    /// socket already notified and not called yet changes nothing: it is
+    /// called once. A socket removed before the call is skipped.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for a stale or unknown token.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::{Event, Token};
+    /// use sockmux_responder::{Action, Context, Dispatcher, Responder};
+    ///
+    /// /// Counts the notifications it got into the shared state.
+    /// struct Counted;
+    ///
+    /// impl Responder<u32> for Counted {
+    ///     fn ready(&mut self, _: Event, _: &mut Context<'_, u32>) -> Action {
+    ///         Action::Continue
+    ///     }
+    ///     fn notified(&mut self, cx: &mut Context<'_, u32>) -> Action {
+    ///         *cx.state += 1;
+    ///         Action::Continue
+    ///     }
+    /// }
+    ///
+    /// let mut dispatcher = Dispatcher::new(0)?;
+    /// let t: Token = dispatcher.sockets().bind_udp("127.0.0.1:0", Counted)?;
+    /// dispatcher.sockets().notify(t)?;
+    /// dispatcher.sockets().notify(t)?; // still one call
+    /// dispatcher.turn(Some(std::time::Duration::ZERO))?;
+    /// assert_eq!(*dispatcher.state(), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn notify(&mut self, token: Token) -> io::Result<()> {
+        self.core.sockets.data(token)?;
+        self.core.notify(token);
+        Ok(())
+    }
 }

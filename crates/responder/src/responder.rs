@@ -51,6 +51,8 @@ pub enum Action {
 ///   socket that reused its slot.
 /// * [`timer`](Responder::timer) when a timer made through the responder's
 ///   [`Context`] fires.
+/// * [`notified`](Responder::notified) after a handler called
+///   [`Registry::notify`](crate::Registry::notify) for the socket.
 /// * [`stop`](Responder::stop) once when a graceful stop begins.
 /// * [`closed`](Responder::closed) exactly once, after the socket left the
 ///   table: by [`Action::Close`], by [`Registry::remove`](crate::Registry::remove)
@@ -237,6 +239,43 @@ pub trait Responder<S> {
     /// ```
     fn timer(&mut self, id: TimerId, cx: &mut Context<'_, S>) -> Action {
         let _ = (id, cx);
+        Action::Continue
+    }
+
+    /// Another handler asked for this call with
+    /// [`Registry::notify`](crate::Registry::notify), typically after it
+    /// left work for this socket in the shared state. Does nothing by
+    /// default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use sockmux_core::{Event, Token};
+    /// use sockmux_responder::{Action, Context, Responder};
+    ///
+    /// /// The shared state: bytes left for each socket by the others.
+    /// type Mailboxes = HashMap<Token, Vec<u8>>;
+    ///
+    /// struct Peer;
+    ///
+    /// impl Responder<Mailboxes> for Peer {
+    ///     fn ready(&mut self, _: Event, _: &mut Context<'_, Mailboxes>) -> Action {
+    ///         Action::Continue
+    ///     }
+    ///     fn notified(&mut self, cx: &mut Context<'_, Mailboxes>) -> Action {
+    ///         if let Some(mail) = cx.state.get_mut(&cx.token) {
+    ///             // A datagram socket: each piece of mail is one send.
+    ///             let _ = cx.sockets.send(cx.token, mail);
+    ///             mail.clear();
+    ///         }
+    ///         Action::Continue
+    ///     }
+    /// }
+    /// # let _ = Peer;
+    /// ```
+    fn notified(&mut self, cx: &mut Context<'_, S>) -> Action {
+        let _ = cx;
         Action::Continue
     }
 

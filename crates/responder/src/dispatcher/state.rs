@@ -89,6 +89,11 @@ pub(crate) struct LoopState<S> {
     pub(crate) stop_requested: Option<Duration>,
     /// The deadline of the graceful stop under way.
     pub(crate) stopping: Option<Instant>,
+    /// The one read buffer every [`Stream`](crate::Stream) reads into (a
+    /// stream keeps only a partial frame's bytes); empty until first used.
+    pub(crate) scratch: Vec<u8>,
+    /// Sockets whose responder's `notified` hook is to run, each once.
+    pub(crate) notified: VecDeque<Token>,
 }
 
 impl<S> LoopState<S> {
@@ -104,6 +109,8 @@ impl<S> LoopState<S> {
             stop: false,
             stop_requested: None,
             stopping: None,
+            scratch: Vec::new(),
+            notified: VecDeque::new(),
         }
     }
 
@@ -227,9 +234,34 @@ impl<S> LoopState<S> {
     }
 
     /// Whether a hook or a graceful stop waits to be run.
+    /// Takes the shared read buffer, at least `len` bytes long; give it
+    /// back with [`put_scratch`](LoopState::put_scratch).
+    pub(crate) fn take_scratch(&mut self, len: usize) -> Vec<u8> {
+        let mut buf = std::mem::take(&mut self.scratch);
+        if buf.len() < len {
+            buf.resize(len, 0);
+        }
+        buf
+    }
+
+    /// Gives the shared read buffer back.
+    pub(crate) fn put_scratch(&mut self, buf: Vec<u8>) {
+        self.scratch = buf;
+    }
+
+    /// Queues a call of `token`'s `notified` hook, unless one is queued.
+    pub(crate) fn notify(&mut self, token: Token) {
+        if !self.notified.contains(&token) {
+            self.notified.push_back(token);
+        }
+    }
+
     #[inline(always)]
     fn has_queued_work(&self) -> bool {
-        !(self.closing.is_empty() && self.registered.is_empty() && self.stop_requested.is_none())
+        !(self.closing.is_empty()
+            && self.registered.is_empty()
+            && self.notified.is_empty()
+            && self.stop_requested.is_none())
     }
 }
 
@@ -385,6 +417,9 @@ pub(crate) fn run_hooks<S>(core: &mut LoopState<S>, state: &mut S) {
             if core.stopping.is_some() {
                 call(core, state, token, |r, cx| r.stop(cx));
             }
+        } else if let Some(token) = core.notified.pop_front() {
+            // A socket removed since it was notified is skipped.
+            call(core, state, token, |r, cx| r.notified(cx));
         } else {
             return;
         }

@@ -1,0 +1,547 @@
+//! The library's `Stream`: a responder that reads, frames, writes and
+//! closes for a `Protocol`. The tests named `row_N_...` check rows of
+//! docs/reliability.md at the library level; the others check the idle
+//! timeouts and the graceful stop. The server runs on the test's thread;
+//! clients run on their own threads with blocking sockets. No test waits
+//! for time to pass except to observe that something does *not* happen
+//! (the idle timeout of a client held back by backpressure).
+
+mod util;
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::Duration;
+
+use sockmux::{
+    Acceptor, Action, CloseReason, Context, Decoder, Dispatcher, Endian, Idle, LengthPrefixed,
+    Lines, Protocol, Raw, Stream, StreamIo, Token, Width, DEFAULT_HIGH_WATER,
+    DEFAULT_READ_PER_EVENT,
+};
+
+use util::{fnv1a, turn_until, Rng, FNV_START, LIMIT};
+
+/// What the tests' protocols record.
+#[derive(Debug, Default)]
+struct Log {
+    opened: usize,
+    /// Each closed connection: why, and the bytes never sent.
+    closed: Vec<(CloseReason, usize)>,
+    /// Bytes each connection's protocol wrote, in the order they closed.
+    written: Vec<usize>,
+    /// The most bytes ever queued right after a write.
+    max_queued: usize,
+    /// The longest frame seen.
+    max_frame: usize,
+    paused: usize,
+    resumed: usize,
+    /// Bytes queued when a graceful stop began.
+    queued_at_stop: Vec<usize>,
+    /// Idle calls.
+    idle: Vec<Idle>,
+}
+
+/// An echo protocol that records into [`Log`].
+#[derive(Default)]
+struct Echo {
+    written: usize,
+    /// Written once the stream opens.
+    greeting: usize,
+    /// Start a graceful stop at the first pause.
+    stop_when_paused: bool,
+}
+
+impl Echo {
+    fn write(&mut self, bytes: &[u8], io: &mut StreamIo<'_, '_, Log>) {
+        io.write(bytes);
+        self.written += bytes.len();
+        let queued = io.queued();
+        io.cx.state.max_queued = io.cx.state.max_queued.max(queued);
+    }
+}
+
+impl Protocol<Log> for Echo {
+    fn opened(&mut self, io: &mut StreamIo<'_, '_, Log>) {
+        io.cx.state.opened += 1;
+        let chunk = [7u8; 64 * 1024];
+        let mut left = self.greeting;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            self.write(&chunk[..n], io);
+            left -= n;
+        }
+    }
+
+    fn frame(&mut self, frame: &[u8], io: &mut StreamIo<'_, '_, Log>) {
+        io.cx.state.max_frame = io.cx.state.max_frame.max(frame.len());
+        self.write(frame, io);
+    }
+
+    fn paused(&mut self, io: &mut StreamIo<'_, '_, Log>) {
+        io.cx.state.paused += 1;
+        if self.stop_when_paused {
+            io.cx.stop_gracefully(LIMIT);
+        }
+    }
+
+    fn resumed(&mut self, io: &mut StreamIo<'_, '_, Log>) {
+        io.cx.state.resumed += 1;
+    }
+
+    fn idle(&mut self, idle: Idle, io: &mut StreamIo<'_, '_, Log>) -> Action {
+        io.cx.state.idle.push(idle);
+        Action::Close
+    }
+
+    fn frame_error(&mut self, error: &io::Error, io: &mut StreamIo<'_, '_, Log>) {
+        let reply = format!("error: {error}\n");
+        self.write(reply.as_bytes(), io);
+    }
+
+    fn stopping(&mut self, io: &mut StreamIo<'_, '_, Log>) {
+        let queued = io.queued();
+        io.cx.state.queued_at_stop.push(queued);
+    }
+
+    fn closed(&mut self, reason: CloseReason, unsent: usize, cx: &mut Context<'_, Log>) {
+        cx.state.closed.push((reason, unsent));
+        cx.state.written.push(self.written);
+    }
+}
+
+/// A dispatcher listening on a loopback port, with a stream made by
+/// `stream` for each connection.
+fn serve<C, F>(mut stream: F) -> (Dispatcher<Log>, SocketAddr)
+where
+    C: Decoder + 'static,
+    F: FnMut() -> Stream<C, Echo> + 'static,
+{
+    let mut dispatcher = Dispatcher::new(Log::default()).unwrap();
+    let listener = dispatcher
+        .sockets()
+        .listen_tcp(
+            "127.0.0.1:0",
+            Acceptor::new(move |_: Token, _: &mut Context<'_, Log>| stream()),
+        )
+        .unwrap();
+    let addr = dispatcher.sockets().local_addr(listener).unwrap();
+    (dispatcher, addr)
+}
+
+/// Sends `len` bytes of [`Rng`] output from `seed` in pieces of at most
+/// `piece` bytes; returns their checksum. Stops early (returning `None`)
+/// when the peer is gone, or when `stop` is set.
+fn send_pattern(
+    conn: &mut TcpStream,
+    len: usize,
+    seed: u64,
+    stop: Option<&AtomicBool>,
+) -> io::Result<u64> {
+    let mut rng = Rng::new(seed);
+    let mut buf = vec![0; 64 * 1024];
+    let (mut sent, mut hash) = (0, FNV_START);
+    while sent < len && !stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+        let n = buf.len().min(len - sent);
+        rng.fill(&mut buf[..n]);
+        conn.write_all(&buf[..n])?;
+        hash = fnv1a(hash, &buf[..n]);
+        sent += n;
+    }
+    Ok(hash)
+}
+
+/// Reads to the end of the stream; returns the bytes read and their
+/// checksum.
+fn read_to_end(conn: &mut TcpStream) -> io::Result<(usize, u64)> {
+    let mut buf = vec![0; 64 * 1024];
+    let (mut got, mut hash) = (0, FNV_START);
+    loop {
+        match conn.read(&mut buf)? {
+            0 => return Ok((got, hash)),
+            n => {
+                got += n;
+                hash = fnv1a(hash, &buf[..n]);
+            }
+        }
+    }
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let conn = TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(LIMIT)).unwrap();
+    conn.set_write_timeout(Some(LIMIT)).unwrap();
+    conn
+}
+
+/// Row 2: the client sends, then half-closes with echoes still to come:
+/// every byte comes back, then the end of the stream.
+#[test]
+fn row_2_half_close_with_data_pending() {
+    let (mut dispatcher, addr) = serve(|| Stream::new(Raw, Echo::default()));
+    let client = thread::spawn(move || {
+        let mut conn = connect(addr);
+        let mut writer = conn.try_clone().unwrap();
+        let sender = thread::spawn(move || {
+            let hash = send_pattern(&mut writer, 4 << 20, 2, None).unwrap();
+            writer.shutdown(Shutdown::Write).unwrap();
+            hash
+        });
+        let back = read_to_end(&mut conn).unwrap();
+        (sender.join().unwrap(), back)
+    });
+    turn_until(&mut dispatcher, LIMIT, |d| !d.state().closed.is_empty());
+    let (sent_hash, (got, got_hash)) = client.join().unwrap();
+    assert_eq!((got, got_hash), (4 << 20, sent_hash));
+    let log = dispatcher.state();
+    assert_eq!(log.closed, [(CloseReason::PeerClosed, 0)]);
+    assert_eq!(log.written, [4 << 20]);
+}
+
+/// Row 3: the server has megabytes queued for a client that reads a
+/// little and closes: the stream closes with a reset, and what it reports
+/// unsent was never counted as sent (the client read no more than what the
+/// socket took).
+#[test]
+fn row_3_peer_closes_while_output_is_queued() {
+    let greeting = 32 << 20;
+    let (mut dispatcher, addr) = serve(move || {
+        Stream::new(
+            Raw,
+            Echo {
+                greeting,
+                ..Echo::default()
+            },
+        )
+    });
+    let mut conn = connect(addr);
+    let mut first = vec![0; 1000];
+    let client = thread::spawn(move || {
+        conn.read_exact(&mut first).unwrap();
+        // Unread bytes make the close a reset.
+        drop(conn);
+    });
+    turn_until(&mut dispatcher, LIMIT, |d| !d.state().closed.is_empty());
+    client.join().unwrap();
+    let log = dispatcher.state();
+    let (reason, unsent) = log.closed[0];
+    assert_eq!(reason, CloseReason::Reset);
+    assert!(unsent > 0, "32 MiB cannot all have left");
+    assert_eq!(log.written, [greeting]);
+    assert!(greeting - unsent >= 1000, "fewer bytes sent than read");
+}
+
+/// Row 4: a client sends 64 MiB and reads nothing until the server has
+/// paused; the write queue never holds more than the high-water mark plus
+/// one frame's echo (a frame here is at most one event's read), and every
+/// byte comes back once the client reads.
+#[test]
+fn row_4_slow_reader() {
+    let (mut dispatcher, addr) = serve(|| Stream::new(Raw, Echo::default()));
+    let (go, start_reading) = mpsc::channel::<()>();
+    let client = thread::spawn(move || {
+        let mut conn = connect(addr);
+        let mut writer = conn.try_clone().unwrap();
+        let sender = thread::spawn(move || {
+            let hash = send_pattern(&mut writer, 64 << 20, 4, None).unwrap();
+            writer.shutdown(Shutdown::Write).unwrap();
+            hash
+        });
+        start_reading.recv().unwrap();
+        let back = read_to_end(&mut conn).unwrap();
+        (sender.join().unwrap(), back)
+    });
+    turn_until(&mut dispatcher, LIMIT, |d| d.state().paused > 0);
+    go.send(()).unwrap();
+    turn_until(&mut dispatcher, LIMIT, |d| !d.state().closed.is_empty());
+    let (sent_hash, (got, got_hash)) = client.join().unwrap();
+    assert_eq!((got, got_hash), (64 << 20, sent_hash));
+    let log = dispatcher.state();
+    assert_eq!(log.closed, [(CloseReason::PeerClosed, 0)]);
+    assert!(log.max_frame <= DEFAULT_READ_PER_EVENT);
+    assert!(
+        log.max_queued <= DEFAULT_HIGH_WATER + log.max_frame,
+        "{} bytes queued",
+        log.max_queued
+    );
+    assert!(log.max_queued >= DEFAULT_HIGH_WATER);
+    assert!(log.resumed > 0);
+}
+
+/// Row 5: one client floods while another plays ping-pong: the ping-pong
+/// client completes its round trips while the flood is running (the flood
+/// goes on until they are done, so a starved ping-pong would hang the test
+/// rather than pass), and the flood comes back intact.
+#[test]
+fn row_5_flood_and_ping_pong() {
+    const TRIPS: u64 = 500;
+    let (mut dispatcher, addr) = serve(|| Stream::new(Raw, Echo::default()));
+    let done = Arc::new(AtomicBool::new(false));
+    let flooded = Arc::new(AtomicU64::new(0));
+    let flood = {
+        let (done, flooded) = (Arc::clone(&done), Arc::clone(&flooded));
+        thread::spawn(move || {
+            let mut conn = connect(addr);
+            let mut writer = conn.try_clone().unwrap();
+            let sender = thread::spawn(move || {
+                let mut rng = Rng::new(5);
+                let mut buf = vec![0; 64 * 1024];
+                let mut hash = FNV_START;
+                let mut sent = 0u64;
+                // At least 16 MiB, and until the ping-pong is done.
+                while sent < 16 << 20 || !done.load(Ordering::Relaxed) {
+                    rng.fill(&mut buf);
+                    writer.write_all(&buf).unwrap();
+                    hash = fnv1a(hash, &buf);
+                    sent += buf.len() as u64;
+                    flooded.store(sent, Ordering::Relaxed);
+                }
+                writer.shutdown(Shutdown::Write).unwrap();
+                (sent, hash)
+            });
+            let back = read_to_end(&mut conn).unwrap();
+            (sender.join().unwrap(), back)
+        })
+    };
+    let ping = {
+        let (done, flooded) = (Arc::clone(&done), Arc::clone(&flooded));
+        thread::spawn(move || {
+            // Start once the flood runs.
+            while flooded.load(Ordering::Relaxed) < 1 << 20 {
+                thread::yield_now();
+            }
+            let mut conn = connect(addr);
+            conn.set_nodelay(true).unwrap();
+            let mut back = [0; 8];
+            for i in 0..TRIPS {
+                conn.write_all(&i.to_le_bytes()).unwrap();
+                conn.read_exact(&mut back).unwrap();
+                assert_eq!(u64::from_le_bytes(back), i);
+            }
+            let during = flooded.load(Ordering::Relaxed);
+            done.store(true, Ordering::Relaxed);
+            during
+        })
+    };
+    turn_until(&mut dispatcher, LIMIT, |d| d.state().closed.len() == 2);
+    let flooded_during_ping = ping.join().unwrap();
+    let ((sent, sent_hash), (got, got_hash)) = flood.join().unwrap();
+    assert!(flooded_during_ping >= 1 << 20);
+    assert_eq!((got as u64, got_hash), (sent, sent_hash));
+    let log = dispatcher.state();
+    assert!(log
+        .closed
+        .iter()
+        .all(|&c| c == (CloseReason::PeerClosed, 0)));
+}
+
+/// Row 19, lines: a line longer than the codec's maximum is refused as
+/// soon as the bytes prove it (no buffer grows for it), and the protocol's
+/// error reply reaches the client before the end of the stream.
+#[test]
+fn row_19_oversize_line_is_rejected_with_a_reply_before_the_close() {
+    let (mut dispatcher, addr) = serve(|| Stream::new(Lines::new(4096), Echo::default()));
+    let client = thread::spawn(move || {
+        let mut conn = connect(addr);
+        conn.write_all(b"fine\n").unwrap();
+        conn.write_all(&[b'x'; 5000]).unwrap();
+        let mut back = String::new();
+        conn.read_to_string(&mut back).unwrap();
+        back
+    });
+    turn_until(&mut dispatcher, LIMIT, |d| !d.state().closed.is_empty());
+    let back = client.join().unwrap();
+    // The echo of "fine" (a payload, newline excluded), then the reply.
+    assert!(back.starts_with("fineerror: line too long"), "{back:?}");
+    assert!(back.ends_with('\n'));
+    let log = dispatcher.state();
+    assert_eq!(log.closed, [(CloseReason::LimitExceeded, 0)]);
+    assert_eq!(log.max_frame, 4);
+}
+
+/// Row 19, length prefix: a 4-byte header announcing 4 GiB is refused
+/// from the header alone, before any byte of the payload and before any
+/// buffer grows for it; the reply comes before the close.
+#[test]
+fn row_19_four_gib_length_prefix_is_rejected_from_the_header() {
+    let (mut dispatcher, addr) = serve(|| {
+        Stream::new(
+            LengthPrefixed::new(Width::U32, Endian::Big, 1 << 20),
+            Echo::default(),
+        )
+    });
+    let client = thread::spawn(move || {
+        let mut conn = connect(addr);
+        conn.write_all(&[0xff; 4]).unwrap();
+        let mut back = String::new();
+        conn.read_to_string(&mut back).unwrap();
+        back
+    });
+    turn_until(&mut dispatcher, LIMIT, |d| !d.state().closed.is_empty());
+    let back = client.join().unwrap();
+    assert!(back.starts_with("error: "), "{back:?}");
+    assert_eq!(dispatcher.state().closed, [(CloseReason::LimitExceeded, 0)]);
+}
+
+/// A client that connects and says nothing is closed by a read idle
+/// timeout.
+#[test]
+fn idle_timeout_closes_a_silent_client() {
+    let (mut dispatcher, addr) = serve(|| {
+        Stream::new(Raw, Echo::default()).idle_timeout(Idle::Read, Duration::from_millis(100))
+    });
+    let mut conn = connect(addr);
+    turn_until(&mut dispatcher, LIMIT, |d| !d.state().closed.is_empty());
+    assert_eq!(conn.read(&mut [0; 8]).unwrap(), 0);
+    let log = dispatcher.state();
+    assert_eq!(log.idle, [Idle::Read]);
+    assert_eq!(log.closed, [(CloseReason::Idle(Idle::Read), 0)]);
+}
+
+/// A client that floods and does not read holds the stream back by
+/// backpressure: reading paused, echoes queued, nothing moving. That is
+/// not idle, for any kind of timeout: it does not fire in a window of many
+/// timeouts, and the transfer completes once the client reads.
+#[test]
+fn idle_timeout_spares_a_client_held_back_by_backpressure() {
+    for kind in [Idle::Read, Idle::Write, Idle::Both] {
+        held_back(kind);
+    }
+}
+
+fn held_back(kind: Idle) {
+    let timeout = Duration::from_millis(50);
+    let (mut dispatcher, addr) =
+        serve(move || Stream::new(Raw, Echo::default()).idle_timeout(kind, timeout));
+    let (go, start_reading) = mpsc::channel::<()>();
+    let client = thread::spawn(move || {
+        let mut conn = connect(addr);
+        let mut writer = conn.try_clone().unwrap();
+        let sender = thread::spawn(move || {
+            let hash = send_pattern(&mut writer, 32 << 20, 6, None).unwrap();
+            writer.shutdown(Shutdown::Write).unwrap();
+            hash
+        });
+        start_reading.recv().unwrap();
+        let back = read_to_end(&mut conn).unwrap();
+        (sender.join().unwrap(), back)
+    });
+    turn_until(&mut dispatcher, LIMIT, |d| d.state().paused > 0);
+    // An observation window of ten timeouts, the stream held back all along.
+    dispatcher.run_for(timeout * 10).unwrap();
+    assert!(
+        dispatcher.state().idle.is_empty(),
+        "{kind:?} idle while held back"
+    );
+    assert!(dispatcher.state().closed.is_empty());
+    go.send(()).unwrap();
+    turn_until(&mut dispatcher, LIMIT, |d| !d.state().closed.is_empty());
+    let (sent_hash, (got, got_hash)) = client.join().unwrap();
+    assert_eq!((got, got_hash), (32 << 20, sent_hash));
+    assert_eq!(dispatcher.state().closed, [(CloseReason::PeerClosed, 0)]);
+}
+
+/// A graceful stop with megabytes queued: the stream reads no more,
+/// writes out its queue, then closes; the client gets every byte.
+#[test]
+fn graceful_stop_flushes_the_queue() {
+    let greeting = 32 << 20;
+    let (mut dispatcher, addr) = serve(move || {
+        Stream::new(
+            Raw,
+            Echo {
+                greeting,
+                ..Echo::default()
+            },
+        )
+    });
+    let (go, start_reading) = mpsc::channel::<()>();
+    let client = thread::spawn(move || {
+        let mut conn = connect(addr);
+        start_reading.recv().unwrap();
+        read_to_end(&mut conn).unwrap().0
+    });
+    turn_until(&mut dispatcher, LIMIT, |d| d.state().opened == 1);
+    go.send(()).unwrap();
+    dispatcher.stop_gracefully(LIMIT).unwrap();
+    assert_eq!(client.join().unwrap(), greeting);
+    let log = dispatcher.state();
+    assert!(log.queued_at_stop[0] > 0);
+    assert_eq!(log.closed, [(CloseReason::Stopped, 0)]);
+}
+
+/// A graceful stop whose deadline passes with bytes still queued (the
+/// client reads nothing): `closed` reports them unsent, reason `Stopped`.
+#[test]
+fn graceful_stop_deadline_reports_the_unsent_bytes() {
+    let greeting = 32 << 20;
+    let (mut dispatcher, addr) = serve(move || {
+        Stream::new(
+            Raw,
+            Echo {
+                greeting,
+                ..Echo::default()
+            },
+        )
+    });
+    let conn = connect(addr);
+    turn_until(&mut dispatcher, LIMIT, |d| d.state().opened == 1);
+    dispatcher
+        .stop_gracefully(Duration::from_millis(50))
+        .unwrap();
+    drop(conn);
+    let log = dispatcher.state();
+    let queued = log.queued_at_stop[0];
+    assert!(queued > 0);
+    assert_eq!(log.closed, [(CloseReason::Stopped, queued)]);
+}
+
+/// A stream registered while connecting (`connect_tcp`): what it writes
+/// from `opened` is sent once the connection completes, and it reads the
+/// answer; a connect to a closed port closes it with `ConnectionRefused`.
+#[test]
+fn a_connecting_stream_writes_once_connected() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut dispatcher = Dispatcher::new(Log::default()).unwrap();
+    let greeting = 5;
+    dispatcher
+        .sockets()
+        .connect_tcp(
+            addr,
+            Stream::new(
+                Raw,
+                Echo {
+                    greeting,
+                    ..Echo::default()
+                },
+            ),
+        )
+        .unwrap();
+    let server = thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut hello = [0; 5];
+        conn.read_exact(&mut hello).unwrap();
+        conn.write_all(b"answer").unwrap();
+        let mut back = [0; 6];
+        conn.read_exact(&mut back).unwrap();
+        (hello, back)
+    });
+    turn_until(&mut dispatcher, LIMIT, |d| d.state().max_frame > 0);
+    let (hello, back) = server.join().unwrap();
+    assert_eq!((&hello, &back), (&[7; 5], b"answer"));
+    turn_until(&mut dispatcher, LIMIT, |d| !d.state().closed.is_empty());
+    assert_eq!(dispatcher.state().closed, [(CloseReason::PeerClosed, 0)]);
+
+    let mut dispatcher = Dispatcher::new(Log::default()).unwrap();
+    dispatcher
+        .sockets()
+        .connect_tcp(util::freed_tcp_addr(), Stream::new(Raw, Echo::default()))
+        .unwrap();
+    turn_until(&mut dispatcher, LIMIT, |d| !d.state().closed.is_empty());
+    assert_eq!(
+        dispatcher.state().closed,
+        [(CloseReason::Error(io::ErrorKind::ConnectionRefused), 0)]
+    );
+}
