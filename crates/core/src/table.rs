@@ -44,6 +44,7 @@ pub(crate) struct Entry<D> {
 }
 
 impl<D> Entry<D> {
+    #[inline]
     pub(crate) fn token(&self, key: usize) -> Token {
         // Keys are checked to fit in u32 at insertion.
         Token::new(key as u32, self.generation)
@@ -230,6 +231,9 @@ impl<D> Table<D> {
         self.slab.iter().map(|(key, entry)| entry.token(key))
     }
 
+    // Inlined by hand: called from `io.rs` and `poll.rs` on every event;
+    // across modules rustc does not inline it by itself.
+    #[inline]
     pub(crate) fn entry(&self, token: Token) -> io::Result<&Entry<D>> {
         match self.slab.get(token.key()) {
             Some(entry) if entry.generation == token.generation() => Ok(entry),
@@ -237,6 +241,7 @@ impl<D> Table<D> {
         }
     }
 
+    #[inline]
     pub(crate) fn entry_mut(&mut self, token: Token) -> io::Result<&mut Entry<D>> {
         match self.slab.get_mut(token.key()) {
             Some(entry) if entry.generation == token.generation() => Ok(entry),
