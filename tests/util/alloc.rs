@@ -65,3 +65,14 @@ pub(crate) fn allocations_in(f: impl FnOnce()) -> u64 {
     f();
     COUNT.with(Cell::take).unwrap_or(0)
 }
+
+/// Fails unless this binary installed [`Counting`] and it counts: the
+/// check that makes a "zero allocations" assertion able to fail.
+#[track_caller]
+pub(crate) fn assert_the_counter_counts() {
+    let n = allocations_in(|| {
+        let v = std::hint::black_box(vec![1u8; 100]);
+        drop(v);
+    });
+    assert_eq!(n, 1, "the counting allocator is not installed");
+}
