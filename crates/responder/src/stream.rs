@@ -27,6 +27,10 @@ pub const DEFAULT_READ_PER_EVENT: usize = 64 * 1024;
 
 /// Size of the read buffer shared by every stream of a dispatcher.
 const SCRATCH_LEN: usize = 64 * 1024;
+/// Bits of `Stream::hold`.
+const PAUSED: u8 = 1;
+const PEER_EOF: u8 = 2;
+const STOPPING: u8 = 4;
 /// How many idle checks make one idle timeout.
 const IDLE_CHECKS: u32 = 4;
 
@@ -159,9 +163,9 @@ pub struct Stream<C, P> {
     low: usize,
     high: usize,
     read_per_event: usize,
-    paused: bool,
-    peer_eof: bool,
-    stopping: bool,
+    /// What holds reading back: [`PAUSED`], [`PEER_EOF`], [`STOPPING`]
+    /// (one byte, so the per-event checks test them at once).
+    hold: u8,
     interest: Interest,
     idle: Option<(Idle, Duration)>,
     idle_timer: Option<TimerId>,
@@ -178,8 +182,8 @@ impl<C, P> fmt::Debug for Stream<C, P> {
         f.debug_struct("Stream")
             .field("buffered", &self.partial.len())
             .field("queued", &self.out.queue.len())
-            .field("paused", &self.paused)
-            .field("peer_eof", &self.peer_eof)
+            .field("paused", &(self.hold & PAUSED != 0))
+            .field("peer_eof", &(self.hold & PEER_EOF != 0))
             .finish_non_exhaustive()
     }
 }
@@ -216,9 +220,7 @@ impl<C: Decoder, P> Stream<C, P> {
             low: DEFAULT_LOW_WATER,
             high: DEFAULT_HIGH_WATER,
             read_per_event: DEFAULT_READ_PER_EVENT,
-            paused: false,
-            peer_eof: false,
-            stopping: false,
+            hold: 0,
             interest: Interest::READABLE,
             idle: None,
             idle_timer: None,
@@ -319,7 +321,22 @@ impl<C: Decoder, P> Stream<C, P> {
 
     /// Whether the stream wants to read now.
     fn reading(&self) -> bool {
-        !(self.paused || self.peer_eof || self.stopping) && self.out.ending_allows_reading()
+        self.hold == 0 && self.out.ending_allows_reading()
+    }
+
+    /// Reading is paused by the water marks.
+    fn paused(&self) -> bool {
+        self.hold & PAUSED != 0
+    }
+
+    /// The peer sent its end of stream.
+    fn peer_eof(&self) -> bool {
+        self.hold & PEER_EOF != 0
+    }
+
+    /// A graceful stop is under way.
+    fn stopping(&self) -> bool {
+        self.hold & STOPPING != 0
     }
 }
 
@@ -390,9 +407,6 @@ impl<C: Decoder, P> Stream<C, P> {
             }
             Pass::Refused(error) => self.refused(error, cx),
         }
-        if self.partial.is_empty() && self.partial.capacity() > 0 {
-            self.partial = Vec::new();
-        }
     }
 
     /// The codec refused the input: the protocol's error reply, then a
@@ -429,6 +443,10 @@ impl<C: Decoder, P> Stream<C, P> {
         );
         self.partial.drain(..used);
         self.passed(pass, cx);
+        if self.partial.is_empty() && self.partial.capacity() > 0 {
+            // The frame is complete: an idle connection holds no buffer.
+            self.partial = Vec::new();
+        }
     }
 
     /// Reads up to the per-event budget and hands on the frames.
@@ -468,41 +486,10 @@ impl<C: Decoder, P> Stream<C, P> {
                 cx.sockets.core.put_scratch(scratch);
                 (n, want)
             } else {
-                // After the incomplete frame's bytes: up to the frame's
-                // length when known, a budget's worth otherwise.
-                let len = self.partial.len();
-                let want = match self.frame_len {
-                    Some(frame_len) => frame_len.saturating_sub(len).max(1),
-                    None => budget.min(SCRATCH_LEN),
-                };
-                let want = want.min(budget);
-                self.partial.resize(len + want, 0);
-                let result = cx.sockets.read(cx.token, &mut self.partial[len..]);
-                self.partial.truncate(len + *result.as_ref().unwrap_or(&0));
-                if matches!(result, Ok(n) if n > 0) {
-                    self.decode_partial(cx);
-                }
-                (result, want)
+                self.read_after_partial(cx, budget)
             };
             match n {
-                Ok(0) => {
-                    self.peer_eof = true;
-                    if !self.partial.is_empty() {
-                        debug!(
-                            "{}: end of stream after {} bytes of an incomplete frame; dropped",
-                            cx.token,
-                            self.partial.len()
-                        );
-                        self.partial = Vec::new();
-                    }
-                    let io = &mut StreamIo {
-                        cx,
-                        out: &mut self.out,
-                    };
-                    if self.protocol.peer_closed(io) == Action::Close {
-                        self.out.close_after_flush(CloseReason::PeerClosed);
-                    }
-                }
+                Ok(0) => self.read_eof(cx),
                 Ok(n) => {
                     self.reads += 1;
                     budget = budget.saturating_sub(n);
@@ -516,6 +503,59 @@ impl<C: Decoder, P> Stream<C, P> {
         }
     }
 
+    /// One read after the incomplete frame's bytes: up to the frame's
+    /// length when known, a budget's worth otherwise; returns the read's
+    /// result and the bytes asked for. Out of line: the everyday read
+    /// (nothing buffered) stays small.
+    #[inline(never)]
+    fn read_after_partial<S>(
+        &mut self,
+        cx: &mut Context<'_, S>,
+        budget: usize,
+    ) -> (std::io::Result<usize>, usize)
+    where
+        P: Protocol<S>,
+    {
+        let len = self.partial.len();
+        let want = match self.frame_len {
+            Some(frame_len) => frame_len.saturating_sub(len).max(1),
+            None => budget.min(SCRATCH_LEN),
+        };
+        let want = want.min(budget);
+        self.partial.resize(len + want, 0);
+        let result = cx.sockets.read(cx.token, &mut self.partial[len..]);
+        self.partial.truncate(len + *result.as_ref().unwrap_or(&0));
+        if matches!(result, Ok(n) if n > 0) {
+            self.decode_partial(cx);
+        }
+        (result, want)
+    }
+
+    /// The peer's end of stream: an incomplete frame is dropped, the
+    /// protocol decides whether to close.
+    #[cold]
+    fn read_eof<S>(&mut self, cx: &mut Context<'_, S>)
+    where
+        P: Protocol<S>,
+    {
+        self.hold |= PEER_EOF;
+        if !self.partial.is_empty() {
+            debug!(
+                "{}: end of stream after {} bytes of an incomplete frame; dropped",
+                cx.token,
+                self.partial.len()
+            );
+            self.partial = Vec::new();
+        }
+        let io = &mut StreamIo {
+            cx,
+            out: &mut self.out,
+        };
+        if self.protocol.peer_closed(io) == Action::Close {
+            self.out.close_after_flush(CloseReason::PeerClosed);
+        }
+    }
+
     /// After any call: the water marks, a pending end, the interest.
     #[inline]
     fn settle<S>(&mut self, cx: &mut Context<'_, S>) -> Action
@@ -525,7 +565,8 @@ impl<C: Decoder, P> Stream<C, P> {
         // The steady state, a request answered in full: nothing to do.
         let steady = self.out.queue.is_empty()
             && matches!(self.out.ending, Ending::Open)
-            && !(self.paused || self.peer_eof || self.stopping || self.out.write_shut)
+            && self.hold == 0
+            && !self.out.write_shut
             && self.interest == Interest::READABLE;
         if steady {
             return Action::Continue;
@@ -543,15 +584,15 @@ impl<C: Decoder, P> Stream<C, P> {
                 return Action::Close;
             }
             let queued = self.out.queue.len();
-            if !self.paused && queued >= self.high {
-                self.paused = true;
+            if !self.paused() && queued >= self.high {
+                self.hold |= PAUSED;
                 let io = &mut StreamIo {
                     cx,
                     out: &mut self.out,
                 };
                 self.protocol.paused(io);
-            } else if self.paused && queued <= self.low {
-                self.paused = false;
+            } else if self.paused() && queued <= self.low {
+                self.hold &= !PAUSED;
                 let io = &mut StreamIo {
                     cx,
                     out: &mut self.out,
@@ -572,8 +613,8 @@ impl<C: Decoder, P> Stream<C, P> {
             }
             match self.out.ending {
                 Ending::Now(_) | Ending::Flush(_) => return Action::Close,
-                _ if self.stopping => return Action::Close,
-                _ if self.peer_eof && self.out.write_shut => {
+                _ if self.stopping() => return Action::Close,
+                _ if self.peer_eof() && self.out.write_shut => {
                     self.out.ending = Ending::Flush(CloseReason::PeerClosed);
                     return Action::Close;
                 }
@@ -605,7 +646,7 @@ impl<C: Decoder, P> Stream<C, P> {
         let Some((kind, _)) = self.idle else {
             return Action::Continue;
         };
-        let held = self.paused || !self.out.queue.is_empty();
+        let held = self.paused() || !self.out.queue.is_empty();
         let read_moved = self.reads != self.seen.0 || held || !self.reading();
         let write_moved = self.out.writes != self.seen.1 || held;
         self.seen = (self.reads, self.out.writes);
@@ -679,7 +720,7 @@ impl<S, C: Decoder, P: Protocol<S>> Responder<S> for Stream<C, P> {
     }
 
     fn stop(&mut self, cx: &mut Context<'_, S>) -> Action {
-        self.stopping = true;
+        self.hold |= STOPPING;
         let io = &mut StreamIo {
             cx,
             out: &mut self.out,
@@ -693,7 +734,7 @@ impl<S, C: Decoder, P: Protocol<S>> Responder<S> for Stream<C, P> {
         let reason = match self.out.ending {
             Ending::Now(reason) => reason,
             Ending::Flush(reason) if self.out.queue.is_empty() => reason,
-            _ if self.stopping => CloseReason::Stopped,
+            _ if self.stopping() => CloseReason::Stopped,
             _ => CloseReason::Removed,
         };
         let unsent = self.out.queue.len() + self.out.dropped;

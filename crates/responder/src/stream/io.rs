@@ -229,7 +229,55 @@ impl<S> StreamIo<'_, '_, S> {
     /// }
     /// # let _ = Echo;
     /// ```
+    #[inline]
     pub fn write(&mut self, bytes: &[u8]) {
+        // The everyday case, a reply the socket takes whole: one call.
+        if self.out.queue.is_empty()
+            && self.out.ending == Ending::Open
+            && !self.out.write_shut
+            && !bytes.is_empty()
+        {
+            match self.cx.sockets.write(self.cx.token, bytes) {
+                Ok(n) if n == bytes.len() => self.out.writes += 1,
+                result => self.write_rest(bytes, result),
+            }
+            return;
+        }
+        self.write_slow(bytes);
+    }
+
+    /// The rest of [`write`](StreamIo::write) after a first write of
+    /// `bytes` (not empty) that did not take them all: what the socket did
+    /// not take is queued; after a failure it is dropped.
+    #[inline(never)]
+    fn write_rest(&mut self, bytes: &[u8], result: io::Result<usize>) {
+        let taken = match result {
+            Ok(0) => {
+                self.out.fail(ErrorKind::WriteZero.into());
+                0
+            }
+            Ok(n) => {
+                self.out.writes += 1;
+                n
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => 0,
+            Err(e) => {
+                self.out.fail(e);
+                0
+            }
+        };
+        let rest = &bytes[taken..];
+        if matches!(self.out.ending, Ending::Now(_)) {
+            self.out.dropped += rest.len();
+        } else {
+            self.out.queue.extend(rest);
+        }
+    }
+
+    /// [`write`](StreamIo::write) when bytes are queued, an end is
+    /// decided, or the first write failed (`WouldBlock` included).
+    #[inline(never)]
+    fn write_slow(&mut self, bytes: &[u8]) {
         if self.out.refuses() {
             self.out.dropped += bytes.len();
             return;
