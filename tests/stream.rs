@@ -545,3 +545,50 @@ fn a_connecting_stream_writes_once_connected() {
         [(CloseReason::Error(io::ErrorKind::ConnectionRefused), 0)]
     );
 }
+
+/// The bound holds within one `Read` event too: once a frame's reply
+/// brings the queue to the high-water mark, the event reads no further
+/// and no later frame is handed on until the queue drains. Here the read
+/// that completes a frame (its length known from the header, so the read
+/// asks for exactly its last byte) is followed, in the same event, by a
+/// read of the next frame. Found by fuzz/fuzz_targets/write_queue.rs.
+#[cfg(unix)]
+#[test]
+fn no_frame_is_handed_on_past_the_high_water_mark_in_one_read_event() {
+    /// Answers each frame with 1 MiB; records the bytes queued as each
+    /// frame comes in.
+    struct Flood;
+    impl Protocol<Vec<usize>> for Flood {
+        fn frame(&mut self, _: &[u8], io: &mut StreamIo<'_, '_, Vec<usize>>) {
+            let queued = io.queued();
+            io.cx.state.push(queued);
+            io.write(&vec![1; 1 << 20]);
+        }
+    }
+
+    let (ours, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let mut dispatcher = Dispatcher::new(Vec::new()).unwrap();
+    let codec = LengthPrefixed::new(Width::U32, Endian::Big, 16);
+    dispatcher
+        .sockets()
+        .register(ours, sockmux::Interest::READABLE, Stream::new(codec, Flood))
+        .unwrap();
+    // Frame A's header and first byte: kept as an incomplete frame.
+    peer.write_all(&[0, 0, 0, 2, b'a']).unwrap();
+    for _ in 0..3 {
+        dispatcher.turn(Some(Duration::from_millis(20))).unwrap();
+    }
+    assert!(dispatcher.state().is_empty());
+    // A's last byte, then frame B whole.
+    peer.write_all(&[b'a', 0, 0, 0, 1, b'b']).unwrap();
+    turn_until(&mut dispatcher, LIMIT, |d| !d.state().is_empty());
+    for _ in 0..3 {
+        dispatcher.turn(Some(Duration::from_millis(20))).unwrap();
+    }
+    // The peer reads nothing: 1 MiB stays queued, far above the mark.
+    assert_eq!(
+        *dispatcher.state(),
+        [0],
+        "B handed on with A's reply queued"
+    );
+}

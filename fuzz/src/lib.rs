@@ -1,4 +1,4 @@
-//! What every fuzz target checks: a codec fed as a stream feeds it (bytes
+//! What the codecs' fuzz targets check: a codec fed as a stream feeds it (bytes
 //! appended in pieces, frames consumed) answers within the buffer it was
 //! given, and finds the frames (and the error) it finds in one piece,
 //! whether fed byte by byte or in pieces of seeded random sizes.

@@ -458,7 +458,9 @@ impl<C: Decoder, P> Stream<C, P> {
             self.decode_partial(cx);
         }
         let mut budget = self.read_per_event;
-        while budget > 0 && self.reading() {
+        // A frame's reply that brought the queue to the high-water mark
+        // ends the event: `settle` pauses before any later frame.
+        while budget > 0 && self.reading() && self.out.queue.len() < self.high {
             let (n, want) = if self.partial.is_empty() {
                 // Into the shared buffer; only an incomplete frame's bytes
                 // are copied into the stream's own.
