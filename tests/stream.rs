@@ -233,9 +233,10 @@ fn row_3_peer_closes_while_output_is_queued() {
 }
 
 /// Row 4: a client sends 64 MiB and reads nothing until the server has
-/// paused; the write queue never holds more than the high-water mark plus
-/// one frame's echo (a frame here is at most one event's read), and every
-/// byte comes back once the client reads.
+/// paused; while it stalls the loop dispatches next to nothing (no spin:
+/// the CPU stays idle); the write queue never holds more than the
+/// high-water mark plus one frame's echo (a frame here is at most one
+/// event's read), and every byte comes back once the client reads.
 #[test]
 fn row_4_slow_reader() {
     let (mut dispatcher, addr) = serve(|| Stream::new(Raw, Echo::default()));
@@ -253,6 +254,18 @@ fn row_4_slow_reader() {
         (sender.join().unwrap(), back)
     });
     turn_until(&mut dispatcher, LIMIT, |d| d.state().paused > 0);
+    // Stalled: neither side moves, so the loop has nothing to do. A spin
+    // (a `Read` or `Write` raised again and again with nothing to gain)
+    // would dispatch thousands of events in these waits; a few stragglers
+    // (a window update the kernel sends late) are all there may be.
+    let mut stalled_events = 0;
+    for _ in 0..5 {
+        stalled_events += dispatcher.turn(Some(Duration::from_millis(40))).unwrap();
+    }
+    assert!(
+        stalled_events <= 10,
+        "{stalled_events} events while the reader stalls: the loop spins"
+    );
     go.send(()).unwrap();
     turn_until(&mut dispatcher, LIMIT, |d| !d.state().closed.is_empty());
     let (sent_hash, (got, got_hash)) = client.join().unwrap();
