@@ -8,6 +8,8 @@
 #
 #   ci/bench.sh            # the full run
 #   ci/bench.sh --quick    # one short repetition, no chart (about 1 minute)
+#   ci/bench.sh --fairness # instead: a ping-pong's latency next to a flood
+#                          # (mio, sockmux-core, sockmux; see docs/benchmarks.md)
 #   ci/bench.sh --help     # the other options
 set -euo pipefail
 cd "$(dirname "$0")/.."

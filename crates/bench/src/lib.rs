@@ -5,10 +5,13 @@
 //! - `echo_server --impl mio|tokio|calloop|sockmux-core [--port P]` serves
 //!   echo on 127.0.0.1 and prints `listening on 127.0.0.1:PORT`;
 //! - `loadgen --addr A --conns N --size S --secs T [--pid P]` drives one
-//!   server and prints one line of `key=value` figures;
+//!   server and prints one line of `key=value` figures; `loadgen --addr A
+//!   --flood F --ping --secs T` runs the fairness load instead (F flood
+//!   connections next to one timed ping-pong connection);
 //! - `bench [--quick]` runs every server against every load, pinned with
 //!   `taskset`, and prints one table of ratios to raw mio; `bench --counts`
-//!   counts instructions (callgrind) and system calls per request.
+//!   counts instructions (callgrind) and system calls per request;
+//!   `bench --fairness` times a ping-pong next to a flood, per server.
 //!
 //! See `docs/benchmarks.md` for the method and the figures. Everything but
 //! the raw mio and table servers and the load generator is Unix only.
@@ -18,6 +21,7 @@ pub mod chart;
 #[cfg(unix)]
 pub mod counts;
 mod echo;
+pub mod fairness;
 mod load;
 mod procfs;
 pub mod report;
@@ -28,6 +32,7 @@ pub mod runner;
 pub use echo::{bind_listener, serve_mio, serve_table, BACKLOG, READ_BUFFER};
 #[cfg(unix)]
 pub use echo::{serve_calloop, serve_tokio};
+pub use fairness::{run_fairness, FairnessConfig, FairnessReport};
 pub use load::{run_load, LoadConfig, LoadReport, Run};
 pub use procfs::ProcStats;
 pub use rlimit::raise_nofile_limit;

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::LoadReport;
+use crate::{FairnessReport, LoadReport};
 
 /// One server to measure: a label for the table and the command that
 /// starts it (a `--port` argument is appended).
@@ -248,6 +248,65 @@ pub fn load(loadgen: &Path, core: Option<usize>, args: &[String]) -> io::Result<
         )));
     }
     LoadReport::parse(stdout.lines().last().unwrap_or(""))
+}
+
+/// Runs the `loadgen` binary's fairness load (`--flood F --ping ...` in
+/// `args`), pinned to `core`, killing it if it has not finished within
+/// `limit`; parses its report.
+///
+/// # Errors
+///
+/// When it fails, overruns `limit` or prints no report (its standard error
+/// is in the message).
+pub fn fairness(
+    loadgen: &Path,
+    core: Option<usize>,
+    args: &[String],
+    limit: Duration,
+) -> io::Result<FairnessReport> {
+    let mut command = vec![loadgen.display().to_string()];
+    command.extend(args.iter().cloned());
+    let mut child = pinned(core, &[], &command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let read_all = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = read_all(Box::new(child.stdout.take().expect("piped")));
+    let stderr = read_all(Box::new(child.stderr.take().expect("piped")));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::new(
+                ErrorKind::TimedOut,
+                format!("loadgen did not finish within {limit:?}"),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    if !status.success() {
+        return Err(io::Error::other(format!(
+            "loadgen {status}: {}",
+            stderr.trim()
+        )));
+    }
+    if !stderr.trim().is_empty() {
+        eprintln!("{}", stderr.trim());
+    }
+    FairnessReport::parse(stdout.lines().last().unwrap_or(""))
 }
 
 #[cfg(test)]

@@ -78,3 +78,20 @@ fn a_timed_load_measures_after_its_warm_up() {
     assert!(report.elapsed >= Duration::from_millis(200), "{report:?}");
     assert!(report.server_cpu.is_some());
 }
+
+#[test]
+fn the_fairness_load_times_round_trips_and_checks_the_flood() {
+    let (_child, addr) = start(Server::Mio);
+    let report = sockmux_bench::run_fairness(&sockmux_bench::FairnessConfig {
+        addr,
+        floods: 1,
+        ping_size: 64,
+        warmup: Duration::from_millis(50),
+        secs: Duration::from_millis(300),
+    })
+    .unwrap();
+    assert!(report.round_trips > 0, "{report:?}");
+    assert!(report.p50 <= report.p99 && report.p99 <= report.max);
+    assert!(report.flood_bytes > 0 && report.flood_sent >= report.flood_bytes);
+    assert!(report.checksum_ok, "{report:?}");
+}

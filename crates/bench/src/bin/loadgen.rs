@@ -2,10 +2,16 @@
 //! echo server, one line of `key=value` figures on stdout.
 //!
 //! `cargo run --release -p sockmux-bench --bin loadgen -- --addr 127.0.0.1:PORT --conns 50 --size 64 --secs 5 --pid PID`
+//!
+//! With `--flood F --ping`, the fairness load instead: F connections
+//! flooding 64 KiB writes (echo checked by checksum) next to one ping-pong
+//! connection of `--size` bytes (default 64) whose round trips are timed.
+//!
+//! `cargo run --release -p sockmux-bench --bin loadgen -- --addr 127.0.0.1:PORT --flood 1 --ping --secs 4`
 
 use std::time::Duration;
 
-use sockmux_bench::{run_load, LoadConfig, Run};
+use sockmux_bench::{run_fairness, run_load, FairnessConfig, LoadConfig, Run};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut addr = None;
@@ -14,6 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut warmup = Duration::from_secs(1);
     let mut run = Run::For(Duration::from_secs(5));
     let mut server_pid = None;
+    let mut flood = None;
+    let mut ping = false;
     let mut args = lexopt::Parser::from_env();
     while let Some(arg) = args.next()? {
         use lexopt::prelude::*;
@@ -25,10 +33,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Long("warmup") => warmup = Duration::from_secs_f64(args.value()?.parse()?),
             Long("requests") => run = Run::Requests(args.value()?.parse()?),
             Long("pid") => server_pid = Some(args.value()?.parse()?),
+            Long("flood") => flood = Some(args.value()?.parse()?),
+            Long("ping") => ping = true,
             Long("help") => {
                 println!(
                     "loadgen --addr HOST:PORT [--conns N] [--size BYTES] \
-                     [--secs T [--warmup W] | --requests R] [--pid SERVER_PID]"
+                     [--secs T [--warmup W] | --requests R] [--pid SERVER_PID]\n\
+                     loadgen --addr HOST:PORT --flood F --ping [--size BYTES] [--secs T] [--warmup W]"
                 );
                 return Ok(());
             }
@@ -36,6 +47,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let addr = addr.ok_or("--addr HOST:PORT is required")?;
+    if flood.is_some() || ping {
+        let (Some(floods), true) = (flood, ping) else {
+            return Err("the fairness load takes both --flood F and --ping".into());
+        };
+        let Run::For(secs) = run else {
+            return Err("the fairness load runs for --secs T, not --requests".into());
+        };
+        let report = run_fairness(&FairnessConfig {
+            addr,
+            floods,
+            ping_size: size,
+            warmup,
+            secs,
+        })?;
+        println!("{report}");
+        return Ok(());
+    }
     sockmux_bench::raise_nofile_limit();
     let report = run_load(&LoadConfig {
         addr,

@@ -9,7 +9,7 @@ use sockmux_bench::chart::write_chart;
 use sockmux_bench::counts::{self, CountSetup, SyscallCounter};
 use sockmux_bench::report::{Case, Results, Summary};
 use sockmux_bench::runner::{self, Contender, Launch};
-use sockmux_bench::{raise_nofile_limit, LoadReport, Server};
+use sockmux_bench::{fairness, raise_nofile_limit, FairnessReport, LoadReport, Server};
 use std::io::Write as _;
 
 /// The core the servers are pinned to; the load generator gets the other.
@@ -21,10 +21,14 @@ const BASE_AGAIN: &str = "mio (A/A)";
 /// The sockmux rows, held to the bars.
 const TABLE_ROW: &str = "sockmux-core";
 const EXAMPLE_ROW: &str = "sockmux";
+/// The servers `--fairness` runs unless `--servers` says otherwise.
+const FAIRNESS_SERVERS: [&str; 3] = [BASE, TABLE_ROW, EXAMPLE_ROW];
 
 struct Options {
     quick: bool,
     counts: bool,
+    fairness: bool,
+    floods: usize,
     secs: f64,
     warmup: f64,
     reps: usize,
@@ -47,6 +51,8 @@ fn options() -> Result<Options, Box<dyn Error>> {
     let mut o = Options {
         quick: false,
         counts: false,
+        fairness: false,
+        floods: 1,
         secs: 4.0,
         warmup: 1.0,
         reps: 3,
@@ -67,6 +73,8 @@ fn options() -> Result<Options, Box<dyn Error>> {
         match arg {
             Long("quick") => o.quick = true,
             Long("counts") => o.counts = true,
+            Long("fairness") => o.fairness = true,
+            Long("floods") => o.floods = args.value()?.parse::<usize>()?.max(1),
             Long("secs") => secs = Some(args.value()?.parse()?),
             Long("warmup") => warmup = Some(args.value()?.parse()?),
             Long("reps") => reps = Some(args.value()?.parse()?),
@@ -92,7 +100,9 @@ fn options() -> Result<Options, Box<dyn Error>> {
                     "bench [--quick] [--secs T] [--warmup W] [--reps N] [--conns 1,50,1000] \
                      [--sizes 64,4096] [--servers mio,tokio,...] [--no-pin] [--no-build] \
                      [--chart FILE.svg] [--table FILE.md] [--raw FILE] [--from-raw FILE]\n\
-                     bench --counts [--servers ...]"
+                     bench --counts [--servers ...]\n\
+                     bench --fairness [--servers mio,sockmux-core,sockmux] [--floods F] [--secs T] \
+                     [--warmup W] [--reps N] [--no-pin] [--table FILE.md]"
                 );
                 std::process::exit(0);
             }
@@ -107,8 +117,14 @@ fn options() -> Result<Options, Box<dyn Error>> {
     o.secs = secs.unwrap_or(o.secs);
     o.warmup = warmup.unwrap_or(o.warmup);
     o.reps = reps.unwrap_or(o.reps).max(1);
-    // The full run writes the chart under docs/; a quick one only if asked.
-    o.chart = chart.or_else(|| (!o.quick).then(|| workspace_root().join("docs/bench-chart.svg")));
+    // The full run writes the chart under docs/; a quick one only if asked;
+    // the fairness run has none.
+    o.chart = chart.or_else(|| {
+        (!o.quick && !o.fairness).then(|| workspace_root().join("docs/bench-chart.svg"))
+    });
+    if o.fairness && o.only.is_none() {
+        o.only = Some(FAIRNESS_SERVERS.iter().map(|s| (*s).to_string()).collect());
+    }
     Ok(o)
 }
 
@@ -212,6 +228,8 @@ pub(crate) fn main() -> Result<(), Box<dyn Error>> {
     let contenders = contenders(&o, &bin_dir);
     if o.counts {
         run_counts(&o, &contenders, loadgen)
+    } else if o.fairness {
+        run_fairness(&o, &contenders, &loadgen)
     } else {
         run_timed(&o, &contenders, &loadgen)
     }
@@ -308,6 +326,106 @@ fn run_timed(o: &Options, contenders: &[Contender], loadgen: &Path) -> Result<()
         }
     }
     present(o, &results)
+}
+
+/// The fairness benchmark: per server, F flood connections next to one
+/// timed ping-pong connection; one table, the p99 as a ratio to mio's.
+fn run_fairness(
+    o: &Options,
+    contenders: &[Contender],
+    loadgen: &Path,
+) -> Result<(), Box<dyn Error>> {
+    let (server_core, client_core) = if o.pin {
+        (Some(SERVER_CORE), Some(CLIENT_CORE))
+    } else {
+        (None, None)
+    };
+    let launch = Launch {
+        core: server_core,
+        wrapper: Vec::new(),
+        startup: Duration::from_secs(10),
+    };
+    // The load bounds its own waits (no progress for STALL ends it); this
+    // bounds the process in case it does not.
+    let limit = Duration::from_secs_f64(o.warmup + o.secs) + 3 * fairness::STALL;
+    let total = o.reps * contenders.len();
+    eprintln!(
+        "{total} fairness runs of {:.1} s + {:.1} s warm-up ({} flood connection{} + 1 ping-pong)",
+        o.secs,
+        o.warmup,
+        o.floods,
+        if o.floods == 1 { "" } else { "s" }
+    );
+    let mut rows: Vec<(String, Vec<FairnessReport>)> = contenders
+        .iter()
+        .map(|c| (c.label.clone(), Vec::new()))
+        .collect();
+    let mut done = 0;
+    for rep in 0..o.reps {
+        for k in 0..contenders.len() {
+            let index = (k + rep) % contenders.len();
+            let contender = &contenders[index];
+            done += 1;
+            let server = runner::start(contender, &launch)?;
+            let args = vec![
+                "--addr".into(),
+                server.addr.to_string(),
+                "--flood".into(),
+                o.floods.to_string(),
+                "--ping".into(),
+                "--size".into(),
+                "64".into(),
+                "--secs".into(),
+                o.secs.to_string(),
+                "--warmup".into(),
+                o.warmup.to_string(),
+            ];
+            let loaded = runner::fairness(loadgen, client_core, &args, limit);
+            let tail = server.stderr_tail();
+            server.stop(Duration::from_secs(2))?;
+            let report = loaded.map_err(|e| {
+                format!(
+                    "fairness, server `{}`: {e}{}{tail}",
+                    contender.label,
+                    if tail.is_empty() {
+                        ""
+                    } else {
+                        "\nits stderr:\n"
+                    }
+                )
+            })?;
+            eprintln!(
+                "[{done}/{total}] {:<13} {:>7} round trips  p50 {:>6.0} µs  p99 {:>8.0} µs  max {:>8.0} µs  flood {:>6.0} MiB/s  checksum {}",
+                contender.label,
+                report.round_trips,
+                report.p50.as_secs_f64() * 1e6,
+                report.p99.as_secs_f64() * 1e6,
+                report.max.as_secs_f64() * 1e6,
+                report.flood_mib_per_sec(),
+                if report.checksum_ok { "ok" } else { "MISMATCH" }
+            );
+            rows[index].1.push(report);
+        }
+    }
+    let mut text = format!(
+        "Fairness: {} flood connection{} (64 KiB writes, echo read back in another thread, \
+         FNV-1a of sent and received bytes compared) next to one 64-byte ping-pong connection \
+         (TCP_NODELAY), server pinned to core {SERVER_CORE} and load generator to core {CLIENT_CORE}{}; \
+         {} × {:.1} s after {:.1} s warm-up, medians; p99 ×mio is the ratio to `{BASE}` in the same run.\n\n",
+        o.floods,
+        if o.floods == 1 { "" } else { "s" },
+        if o.pin { "" } else { " (not pinned)" },
+        o.reps,
+        o.secs,
+        o.warmup,
+    );
+    text.push_str(&fairness::fairness_table(&rows));
+    println!("{text}");
+    if let Some(path) = &o.table {
+        std::fs::write(path, &text)?;
+        eprintln!("table written to {}", path.display());
+    }
+    Ok(())
 }
 
 /// Reads the runs `--raw` wrote, and the settings they were made with.
