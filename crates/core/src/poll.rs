@@ -157,6 +157,7 @@ impl<D> Sockets<D> {
         let mut straight = Straight {
             on: direct,
             delivered: 0,
+            tracing: tracing(),
         };
         let result = loop {
             let Sockets {
@@ -229,6 +230,7 @@ impl<D> Sockets<D> {
         let queued = self.table.queue.tokens.len();
         // The first `delivered` were served straight from the OS reports.
         let mut served = delivered;
+        let tracing = tracing();
         for &token in &self.table.queue.tokens[delivered..] {
             if events.is_full() {
                 break;
@@ -244,7 +246,7 @@ impl<D> Sockets<D> {
             kinds.remove(entry.skip);
             if !kinds.contains(Ready::ERROR) && events.has_room_beyond(1) {
                 // The everyday case: the whole socket fits.
-                push_io_events(entry, token, kinds, events);
+                push_io_events(entry, token, kinds, events, tracing);
                 entry.skip = Ready::EMPTY;
                 served += 1;
                 continue;
@@ -317,7 +319,9 @@ fn apply<D>(
     };
     let token = entry.token(event.key);
     let r = event.ready;
-    trace!("{token}: os {r:?}");
+    if straight.tracing {
+        trace!("{token}: os {r:?}");
+    }
     // WRITE_CLOSED is rare only on Windows, where it stands for a reset.
     let rare = Ready::ERROR
         | if cfg!(windows) {
@@ -360,7 +364,7 @@ fn apply<D>(
         return;
     }
     // Delivered now, as `emit` would, without looking it up again.
-    push_io_events(entry, token, kinds, events);
+    push_io_events(entry, token, kinds, events, straight.tracing);
     straight.delivered += 1;
 }
 
@@ -368,8 +372,16 @@ fn apply<D>(
 /// into a buffer with room for both; in edge mode, what was delivered is
 /// not raised again before a new edge. Shared by `emit` and `apply`.
 #[inline(always)]
-fn push_io_events<D>(entry: &mut Entry<D>, token: Token, kinds: Ready, events: &mut Events) {
-    trace!("{token}: events {kinds:?}");
+fn push_io_events<D>(
+    entry: &mut Entry<D>,
+    token: Token,
+    kinds: Ready,
+    events: &mut Events,
+    tracing: bool,
+) {
+    if tracing {
+        trace!("{token}: events {kinds:?}");
+    }
     if kinds.contains(Ready::READABLE) {
         events.push(Event::Read(token));
     }
@@ -387,6 +399,16 @@ fn push_io_events<D>(entry: &mut Entry<D>, token: Token, kinds: Ready, events: &
 struct Straight {
     on: bool,
     delivered: usize,
+    /// [`tracing`], read once per wait.
+    tracing: bool,
+}
+
+/// Whether `trace!` may log: its dynamic level check, read once per wait
+/// (or per `emit`) instead of once per report and event, for the macros
+/// of the per-socket hot path (they keep their own check).
+#[inline]
+fn tracing() -> bool {
+    log::Level::Trace <= log::max_level()
 }
 
 /// [`apply`] for a socket at the end of its stream, still connecting, or
