@@ -45,12 +45,14 @@ impl<D> Sockets<D> {
     /// ```
     pub fn poll(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         events.clear();
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        // The clock is read only to wait on with the time left, and never
+        // for a zero timeout.
+        let start = match timeout {
+            Some(t) if !t.is_zero() => Some(Instant::now()),
+            _ => None,
+        };
+        let mut left = timeout;
         loop {
-            let left = match deadline {
-                Some(deadline) => Some(deadline.saturating_duration_since(Instant::now())),
-                None => timeout, // forever, or too far away to add
-            };
             let reports = self.poll_once(events, left)?;
             // OS reports that raised no event (readiness nobody asked for;
             // on Windows every `WouldBlock` re-arms a socket and mio reports
@@ -60,6 +62,9 @@ impl<D> Sockets<D> {
                 return Ok(events.len());
             }
             trace!("{reports} os reports raised no event: waiting on");
+            if let (Some(start), Some(t)) = (start, timeout) {
+                left = Some(t.saturating_sub(start.elapsed()));
+            }
         }
     }
 
