@@ -325,7 +325,7 @@ fn apply<D>(
     let token = entry.token(event.key);
     let r = event.ready;
     if straight.tracing {
-        trace!("{token}: os {r:?}");
+        trace_os(token, r);
     }
     // WRITE_CLOSED is rare only on Windows, where it stands for a reset.
     let rare = Ready::ERROR
@@ -385,7 +385,7 @@ fn push_io_events<D>(
     tracing: bool,
 ) {
     if tracing {
-        trace!("{token}: events {kinds:?}");
+        trace_events(token, kinds);
     }
     if kinds.contains(Ready::READABLE) {
         events.push(Event::Read(token));
@@ -406,6 +406,21 @@ struct Straight {
     delivered: usize,
     /// [`tracing`], read once per wait.
     tracing: bool,
+}
+
+/// The `trace!` of an OS report, out of line: its arguments are not spilled
+/// for it in the hot path.
+#[cold]
+#[inline(never)]
+fn trace_os(token: Token, r: Ready) {
+    trace!("{token}: os {r:?}");
+}
+
+/// The `trace!` of a socket's `Read`/`Write` events, out of line.
+#[cold]
+#[inline(never)]
+fn trace_events(token: Token, kinds: Ready) {
+    trace!("{token}: events {kinds:?}");
 }
 
 /// Whether `trace!` may log: its dynamic level check, read once per wait
