@@ -467,3 +467,53 @@ fn a_wake_or_timer_of_the_same_wait_goes_before_sockets_delivered_straight() {
         [Event::Timer(timer), Event::Read(b), Event::Read(a)]
     );
 }
+
+#[test]
+fn sockets_drained_by_io_leave_the_queue_and_keep_their_place_when_ready_again() {
+    let (mut sockets, faults, _) = faulty();
+    let [a, b, c] = udp_sockets(&mut sockets);
+    let mut events = Events::with_capacity(8);
+    // Registration reports (writable, not wanted) out of the way.
+    assert_eq!(poll_now(&mut sockets, &mut events), []);
+    let would_block = |sockets: &mut Sockets, t| {
+        let err = sockets.recv(t, &mut [0; 8]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    };
+    faults.borrow_mut().push_back(readable(&[a, b, c]));
+    assert_eq!(
+        poll_waiting(&mut sockets, &mut events),
+        [a, b, c].map(Event::Read)
+    );
+    // a and b drained by I/O; a is ready again (for writing) before the
+    // next poll: it keeps its place in front of c.
+    would_block(&mut sockets, a);
+    would_block(&mut sockets, a);
+    would_block(&mut sockets, b);
+    sockets.set_interest(a, crate::Interest::BOTH).unwrap();
+    assert_eq!(
+        poll_now(&mut sockets, &mut events),
+        [Event::Write(a), Event::Read(c)]
+    );
+    sockets.set_interest(a, crate::Interest::READABLE).unwrap();
+    would_block(&mut sockets, c);
+    assert_eq!(poll_now(&mut sockets, &mut events), []);
+    // All drained, one removed: nothing is raised, and a socket that takes
+    // its slot is reported once, as itself.
+    faults.borrow_mut().push_back(readable(&[a, b, c]));
+    assert_eq!(
+        poll_waiting(&mut sockets, &mut events),
+        [a, b, c].map(Event::Read)
+    );
+    for t in [a, b, c] {
+        would_block(&mut sockets, t);
+    }
+    sockets.remove(b).unwrap();
+    assert_eq!(poll_now(&mut sockets, &mut events), []);
+    let [d] = udp_sockets(&mut sockets);
+    assert_eq!(d.key(), b.key());
+    faults.borrow_mut().push_back(readable(&[d]));
+    assert_eq!(poll_waiting(&mut sockets, &mut events), [Event::Read(d)]);
+    assert_eq!(poll_now(&mut sockets, &mut events), [Event::Read(d)]);
+    would_block(&mut sockets, d);
+    assert_eq!(poll_now(&mut sockets, &mut events), []);
+}

@@ -7,7 +7,7 @@ use std::net::{Shutdown, SocketAddr};
 
 use crate::ready::Ready;
 use crate::socket::Inner;
-use crate::table::{Entry, EOF};
+use crate::table::{Entry, Queue, EOF};
 use crate::{Interest, Socket, Table, Token};
 
 /// Whether a short read or write on a stream proves it drained. True where
@@ -51,8 +51,8 @@ impl<D> Table<D> {
         interest: Interest,
         mut f: impl FnMut(&mut Socket) -> io::Result<R>,
     ) -> io::Result<R> {
-        let entry = self.entry_mut(token)?;
-        retry(entry, Ready::from_interest(interest), |s| f(s))
+        let (entry, queue) = self.entry_and_queue(token)?;
+        retry(entry, queue, Ready::from_interest(interest), |s| f(s))
     }
 
     /// Reads from a stream (TCP or Unix). `Ok(0)` with a non-empty buffer is
@@ -97,8 +97,8 @@ impl<D> Table<D> {
     // Always inlined: a call costs more than the bookkeeping it wraps.
     #[inline(always)]
     pub fn read(&mut self, token: Token, buf: &mut [u8]) -> io::Result<usize> {
-        let entry = self.entry_mut(token)?;
-        let n = retry(entry, Ready::READABLE, |s| s.read(buf))?;
+        let (entry, queue) = self.entry_and_queue(token)?;
+        let n = retry(entry, queue, Ready::READABLE, |s| s.read(buf))?;
         if n == 0 && !buf.is_empty() {
             // The end of the stream was read: report it no more. An error
             // the table keeps (a reset reported with the FIN) comes instead
@@ -114,6 +114,7 @@ impl<D> Table<D> {
             // With the peer's FIN already seen, keep Read raised so that the
             // end of the stream is read too.
             entry.ready.remove(Ready::READABLE);
+            queue.note_cleared(entry);
         }
         Ok(n)
     }
@@ -138,10 +139,11 @@ impl<D> Table<D> {
     // Always inlined: a call costs more than the bookkeeping it wraps.
     #[inline(always)]
     pub fn write(&mut self, token: Token, buf: &[u8]) -> io::Result<usize> {
-        let entry = self.entry_mut(token)?;
-        let n = retry(entry, Ready::WRITABLE, |s| s.write(buf))?;
+        let (entry, queue) = self.entry_and_queue(token)?;
+        let n = retry(entry, queue, Ready::WRITABLE, |s| s.write(buf))?;
         if SHORT_IO_DRAINS && n < buf.len() {
             entry.ready.remove(Ready::WRITABLE);
+            queue.note_cleared(entry);
         }
         Ok(n)
     }
@@ -164,19 +166,20 @@ impl<D> Table<D> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn write_vectored(&mut self, token: Token, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let entry = self.entry_mut(token)?;
-        let n = retry(entry, Ready::WRITABLE, |s| s.write_vectored(bufs))?;
+        let (entry, queue) = self.entry_and_queue(token)?;
+        let n = retry(entry, queue, Ready::WRITABLE, |s| s.write_vectored(bufs))?;
         let len: usize = bufs.iter().map(|b| b.len()).sum();
         if SHORT_IO_DRAINS && n < len {
             entry.ready.remove(Ready::WRITABLE);
+            queue.note_cleared(entry);
         }
         Ok(n)
     }
 
     /// Accepts one connection from a listener, not yet in any table.
     pub(crate) fn accept_socket(&mut self, listener: Token) -> io::Result<Socket> {
-        let entry = self.entry_mut(listener)?;
-        retry(entry, Ready::READABLE, Socket::accept)
+        let (entry, queue) = self.entry_and_queue(listener)?;
+        retry(entry, queue, Ready::READABLE, Socket::accept)
     }
 
     /// Shuts down the read, write or both halves of a stream.
@@ -267,8 +270,8 @@ impl<D> Table<D> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn recv(&mut self, token: Token, buf: &mut [u8]) -> io::Result<usize> {
-        let entry = self.entry_mut(token)?;
-        let r = datagram_io(entry, token, Ready::READABLE, |s| s.recv(buf));
+        let (entry, queue) = self.entry_and_queue(token)?;
+        let r = datagram_io(entry, queue, token, Ready::READABLE, |s| s.recv(buf));
         #[cfg(windows)]
         self.enqueue(token);
         r
@@ -297,8 +300,8 @@ impl<D> Table<D> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn send(&mut self, token: Token, buf: &[u8]) -> io::Result<usize> {
-        let entry = self.entry_mut(token)?;
-        let r = datagram_io(entry, token, Ready::WRITABLE, |s| s.send(buf));
+        let (entry, queue) = self.entry_and_queue(token)?;
+        let r = datagram_io(entry, queue, token, Ready::WRITABLE, |s| s.send(buf));
         #[cfg(windows)]
         self.enqueue(token);
         r
@@ -328,8 +331,8 @@ impl<D> Table<D> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn recv_from(&mut self, token: Token, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        let entry = self.entry_mut(token)?;
-        let r = datagram_io(entry, token, Ready::READABLE, |s| s.recv_from(buf));
+        let (entry, queue) = self.entry_and_queue(token)?;
+        let r = datagram_io(entry, queue, token, Ready::READABLE, |s| s.recv_from(buf));
         #[cfg(windows)]
         self.enqueue(token);
         r
@@ -351,8 +354,10 @@ impl<D> Table<D> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn send_to(&mut self, token: Token, buf: &[u8], addr: SocketAddr) -> io::Result<usize> {
-        let entry = self.entry_mut(token)?;
-        let r = datagram_io(entry, token, Ready::WRITABLE, |s| s.send_to(buf, addr));
+        let (entry, queue) = self.entry_and_queue(token)?;
+        let r = datagram_io(entry, queue, token, Ready::WRITABLE, |s| {
+            s.send_to(buf, addr)
+        });
         #[cfg(windows)]
         self.enqueue(token);
         r
@@ -365,12 +370,13 @@ impl<D> Table<D> {
 #[inline(always)]
 fn retry<D, R>(
     entry: &mut Entry<D>,
+    queue: &mut Queue,
     clear: Ready,
     mut f: impl FnMut(&mut Socket) -> io::Result<R>,
 ) -> io::Result<R> {
     match f(&mut entry.socket) {
         Ok(r) => Ok(r),
-        Err(e) => retry_failed(entry, clear, e, f),
+        Err(e) => retry_failed(entry, queue, clear, e, f),
     }
 }
 
@@ -378,6 +384,7 @@ fn retry<D, R>(
 #[inline(never)]
 fn retry_failed<D, R>(
     entry: &mut Entry<D>,
+    queue: &mut Queue,
     clear: Ready,
     mut error: io::Error,
     mut f: impl FnMut(&mut Socket) -> io::Result<R>,
@@ -390,6 +397,7 @@ fn retry_failed<D, R>(
             },
             io::ErrorKind::WouldBlock => {
                 entry.ready.remove(clear);
+                queue.note_cleared(entry);
                 return Err(error);
             }
             _ => return Err(error),
@@ -404,6 +412,7 @@ fn retry_failed<D, R>(
 /// send comes next, and a server must not die of a client that went away.
 fn datagram_io<D, R>(
     entry: &mut Entry<D>,
+    queue: &mut Queue,
     token: Token,
     clear: Ready,
     f: impl FnMut(&mut Socket) -> io::Result<R>,
@@ -414,7 +423,7 @@ fn datagram_io<D, R>(
     if matches!(entry.socket.inner, Inner::Udp(_)) {
         use crate::windows::{icmp_error, is_icmp_report, ICMP_REPORTS_PER_CALL};
         for _ in 1..ICMP_REPORTS_PER_CALL {
-            match retry(entry, clear, &mut f) {
+            match retry(entry, queue, clear, &mut f) {
                 Err(e) if is_icmp_report(&e) => entry.set_error(token, icmp_error(e)),
                 other => return other,
             }
@@ -422,5 +431,5 @@ fn datagram_io<D, R>(
     }
     #[cfg(not(windows))]
     let _ = token;
-    retry(entry, clear, f)
+    retry(entry, queue, clear, f)
 }

@@ -11,7 +11,7 @@ use slab::Slab;
 
 use crate::ready::Ready;
 use crate::selector::RawEvent;
-use crate::table::{enqueue, Entry, CONNECTING, EOF};
+use crate::table::{enqueue, Entry, Queue, CONNECTING, EOF};
 use crate::{Event, Events, Mode, Signal, Sockets, Table, Token};
 
 /// mio tokens outside the slab's range (slab keys fit in u32).
@@ -45,12 +45,14 @@ impl<D> Sockets<D> {
     /// ```
     pub fn poll(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         events.clear();
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        // The clock is read only to wait on with the time left, and never
+        // for a zero timeout.
+        let start = match timeout {
+            Some(t) if !t.is_zero() => Some(Instant::now()),
+            _ => None,
+        };
+        let mut left = timeout;
         loop {
-            let left = match deadline {
-                Some(deadline) => Some(deadline.saturating_duration_since(Instant::now())),
-                None => timeout, // forever, or too far away to add
-            };
             let reports = self.poll_once(events, left)?;
             // OS reports that raised no event (readiness nobody asked for;
             // on Windows every `WouldBlock` re-arms a socket and mio reports
@@ -60,6 +62,9 @@ impl<D> Sockets<D> {
                 return Ok(events.len());
             }
             trace!("{reports} os reports raised no event: waiting on");
+            if let (Some(start), Some(t)) = (start, timeout) {
+                left = Some(t.saturating_sub(start.elapsed()));
+            }
         }
     }
 
@@ -106,28 +111,35 @@ impl<D> Sockets<D> {
     }
 
     /// Drops queue entries with nothing left to report; says whether any is
-    /// left. Costs O(queued), never O(table).
+    /// left. Costs O(queued), never O(table), and O(1) when I/O calls
+    /// drained every socket served (the everyday case of a busy server).
     #[inline]
     fn prune_queue(&mut self) -> bool {
+        let Table { slab, queue, .. } = &mut self.table;
+        if queue.clear_if_drained() {
+            return false;
+        }
         // Compacts in place, keeping the order (a hand-written `retain`:
         // this runs once per event).
         let mut kept = 0;
-        for i in 0..self.table.queue.len() {
-            let token = self.table.queue[i];
-            if let Some(entry) = self.table.slab.get_mut(token.key()) {
+        for i in 0..queue.tokens.len() {
+            let token = queue.tokens[i];
+            if let Some(entry) = slab.get_mut(token.key()) {
                 if entry.generation == token.generation() {
                     if entry.reportable().is_empty() {
-                        entry.queued = false;
+                        entry.queued = 0;
                         // A socket cut short by a full buffer starts afresh.
                         entry.skip = Ready::EMPTY;
                     } else {
-                        self.table.queue[kept] = token;
+                        entry.drained = false;
+                        queue.tokens[kept] = token;
                         kept += 1;
                     }
                 }
             }
         }
-        self.table.queue.truncate(kept);
+        queue.tokens.truncate(kept);
+        queue.drained = 0;
         kept != 0
     }
 
@@ -150,6 +162,7 @@ impl<D> Sockets<D> {
         let mut straight = Straight {
             on: direct,
             delivered: 0,
+            tracing: tracing(),
         };
         let result = loop {
             let Sockets {
@@ -219,10 +232,11 @@ impl<D> Sockets<D> {
     /// next poll's `prune_queue` drops those with nothing left.
     #[inline]
     fn emit(&mut self, events: &mut Events, delivered: usize) {
-        let queued = self.table.queue.len();
+        let queued = self.table.queue.tokens.len();
         // The first `delivered` were served straight from the OS reports.
         let mut served = delivered;
-        for &token in &self.table.queue[delivered..] {
+        let tracing = tracing();
+        for &token in &self.table.queue.tokens[delivered..] {
             if events.is_full() {
                 break;
             }
@@ -237,7 +251,7 @@ impl<D> Sockets<D> {
             kinds.remove(entry.skip);
             if !kinds.contains(Ready::ERROR) && events.has_room_beyond(1) {
                 // The everyday case: the whole socket fits.
-                push_io_events(entry, token, kinds, events);
+                push_io_events(entry, token, kinds, events, tracing);
                 entry.skip = Ready::EMPTY;
                 served += 1;
                 continue;
@@ -276,7 +290,7 @@ impl<D> Sockets<D> {
         if served < queued {
             // The buffer filled: round robin, the sockets served go behind
             // those still waiting (O(queued), only when the buffer is full).
-            self.table.queue.rotate_left(served);
+            self.table.queue.tokens.rotate_left(served);
         }
     }
 }
@@ -297,7 +311,7 @@ struct Special {
 #[inline]
 fn apply<D>(
     slab: &mut Slab<Entry<D>>,
-    queue: &mut Vec<Token>,
+    queue: &mut Queue,
     special: &mut Special,
     straight: &mut Straight,
     events: &mut Events,
@@ -310,7 +324,9 @@ fn apply<D>(
     };
     let token = entry.token(event.key);
     let r = event.ready;
-    trace!("{token}: os {r:?}");
+    if straight.tracing {
+        trace_os(token, r);
+    }
     // WRITE_CLOSED is rare only on Windows, where it stands for a reset.
     let rare = Ready::ERROR
         | if cfg!(windows) {
@@ -328,7 +344,7 @@ fn apply<D>(
     // Readable or read-closed sets readable (plus read-closed);
     // writable or write-closed sets writable.
     entry.ready.insert(r.to_io_readiness());
-    if !straight.on || entry.queued {
+    if !straight.on || queue.contains(entry) {
         // Queued already (then delivered already, or waiting), or the
         // queue's order must be kept: `emit` serves it.
         enqueue(queue, entry, token);
@@ -346,15 +362,14 @@ fn apply<D>(
     }
     // Queued as `enqueue` would: level mode raises it again next poll
     // until I/O clears it, and `prune_queue` drops it when nothing is left.
-    entry.queued = true;
-    queue.push(token);
+    queue.push(entry, token);
     if !events.has_room_beyond(2) {
         // `emit` delivers this one and the rest, in queue order.
         straight.on = false;
         return;
     }
     // Delivered now, as `emit` would, without looking it up again.
-    push_io_events(entry, token, kinds, events);
+    push_io_events(entry, token, kinds, events, straight.tracing);
     straight.delivered += 1;
 }
 
@@ -362,8 +377,16 @@ fn apply<D>(
 /// into a buffer with room for both; in edge mode, what was delivered is
 /// not raised again before a new edge. Shared by `emit` and `apply`.
 #[inline(always)]
-fn push_io_events<D>(entry: &mut Entry<D>, token: Token, kinds: Ready, events: &mut Events) {
-    trace!("{token}: events {kinds:?}");
+fn push_io_events<D>(
+    entry: &mut Entry<D>,
+    token: Token,
+    kinds: Ready,
+    events: &mut Events,
+    tracing: bool,
+) {
+    if tracing {
+        trace_events(token, kinds);
+    }
     if kinds.contains(Ready::READABLE) {
         events.push(Event::Read(token));
     }
@@ -381,13 +404,38 @@ fn push_io_events<D>(entry: &mut Entry<D>, token: Token, kinds: Ready, events: &
 struct Straight {
     on: bool,
     delivered: usize,
+    /// [`tracing`], read once per wait.
+    tracing: bool,
+}
+
+/// The `trace!` of an OS report, out of line: its arguments are not spilled
+/// for it in the hot path.
+#[cold]
+#[inline(never)]
+fn trace_os(token: Token, r: Ready) {
+    trace!("{token}: os {r:?}");
+}
+
+/// The `trace!` of a socket's `Read`/`Write` events, out of line.
+#[cold]
+#[inline(never)]
+fn trace_events(token: Token, kinds: Ready) {
+    trace!("{token}: events {kinds:?}");
+}
+
+/// Whether `trace!` may log: its dynamic level check, read once per wait
+/// (or per `emit`) instead of once per report and event, for the macros
+/// of the per-socket hot path (they keep their own check).
+#[inline]
+fn tracing() -> bool {
+    log::Level::Trace <= log::max_level()
 }
 
 /// [`apply`] for a socket at the end of its stream, still connecting, or
 /// reported with an error.
 #[cold]
 #[inline(never)]
-fn apply_rare<D>(queue: &mut Vec<Token>, entry: &mut Entry<D>, token: Token, mut r: Ready) {
+fn apply_rare<D>(queue: &mut Queue, entry: &mut Entry<D>, token: Token, mut r: Ready) {
     if entry.state & EOF != 0 {
         r.remove(Ready::READABLE | Ready::READ_CLOSED);
     }

@@ -434,7 +434,7 @@ impl<D> fmt::Debug for Sockets<D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sockets")
             .field("len", &self.table.slab.len())
-            .field("queued", &self.table.queue.len())
+            .field("queued", &self.table.queue.tokens.len())
             .field("timers", &self.timers.len())
             .finish_non_exhaustive()
     }

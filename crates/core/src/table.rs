@@ -33,8 +33,11 @@ pub(crate) struct Entry<D> {
     pub(crate) ready: Ready,
     /// Kinds already delivered in a round that the event buffer cut short.
     pub(crate) skip: Ready,
-    /// In the ready queue.
-    pub(crate) queued: bool,
+    /// In the ready queue when equal to the queue's `epoch` (see [`Queue`]).
+    pub(crate) queued: u64,
+    /// Queued, and counted in [`Queue::drained`]: I/O left it with nothing
+    /// to report. Meaningful only while queued.
+    pub(crate) drained: bool,
     /// [`CONNECTING`] and [`EOF`], in one byte so that the OS report of an
     /// established socket is told from the rare cases with one test.
     pub(crate) state: u8,
@@ -110,10 +113,70 @@ pub struct Table<D = ()> {
     /// Generation of every slot ever used, indexed by key.
     pub(crate) generations: Vec<u32>,
     /// Sockets that may have readiness left to report (O(ready) polling),
-    /// in delivery order. A socket stays in it after its events are
-    /// delivered, until a poll finds it has nothing left to report; an
-    /// entry's `queued` flag says whether its token is in it.
-    pub(crate) queue: Vec<Token>,
+    /// in delivery order.
+    pub(crate) queue: Queue,
+}
+
+/// The ready queue: sockets that may have readiness left to report, in
+/// delivery order. A socket stays in it after its events are delivered,
+/// until a poll finds it has nothing left to report.
+///
+/// An entry is queued when its `queued` stamp equals `epoch`, so that the
+/// whole queue is emptied in O(1) by bumping the epoch. That is what a
+/// poll does when every token left is known to be droppable: `drained`
+/// counts the queued entries that an I/O call left with nothing to report
+/// (a lower bound of the droppable tokens, stale ones aside), and when it
+/// equals the queue's length no token needs looking up again.
+pub(crate) struct Queue {
+    pub(crate) tokens: Vec<Token>,
+    /// Starts at 1: a stamp of 0 is never queued.
+    pub(crate) epoch: u64,
+    /// Tokens of queued entries marked `drained`: each has nothing to
+    /// report (any change that could make it reportable goes through
+    /// [`enqueue`], which unmarks it).
+    pub(crate) drained: usize,
+}
+
+impl Queue {
+    /// Whether `entry` is in the queue.
+    #[inline]
+    pub(crate) fn contains<D>(&self, entry: &Entry<D>) -> bool {
+        entry.queued == self.epoch
+    }
+
+    /// Appends an entry that is not queued.
+    #[inline]
+    pub(crate) fn push<D>(&mut self, entry: &mut Entry<D>, token: Token) {
+        entry.queued = self.epoch;
+        entry.drained = false;
+        // A socket cut short by a full buffer in an earlier turn starts afresh.
+        entry.skip = Ready::EMPTY;
+        self.tokens.push(token);
+    }
+
+    /// Called after an I/O call cleared readiness: counts a queued entry
+    /// left with nothing to report, so that the next poll may drop it
+    /// without looking it up.
+    #[inline]
+    pub(crate) fn note_cleared<D>(&mut self, entry: &mut Entry<D>) {
+        if self.contains(entry) && !entry.drained && entry.reportable().is_empty() {
+            entry.drained = true;
+            self.drained += 1;
+        }
+    }
+
+    /// Empties the queue in O(1) when every token in it is known to be
+    /// droppable; says whether it did.
+    #[inline]
+    pub(crate) fn clear_if_drained(&mut self) -> bool {
+        if self.drained != self.tokens.len() {
+            return false;
+        }
+        self.tokens.clear();
+        self.epoch += 1;
+        self.drained = 0;
+        true
+    }
 }
 
 impl<D> Table<D> {
@@ -121,7 +184,11 @@ impl<D> Table<D> {
         Table {
             slab: Slab::with_capacity(capacity),
             generations: Vec::with_capacity(capacity),
-            queue: Vec::with_capacity(capacity.max(64)),
+            queue: Queue {
+                tokens: Vec::with_capacity(capacity.max(64)),
+                epoch: 1,
+                drained: 0,
+            },
         }
     }
 
@@ -156,7 +223,8 @@ impl<D> Table<D> {
             mode: Mode::Level,
             ready: Ready::EMPTY,
             skip: Ready::EMPTY,
-            queued: false,
+            queued: 0,
+            drained: false,
             state,
             error: None,
             error_new: false,
@@ -237,6 +305,19 @@ impl<D> Table<D> {
     pub(crate) fn entry(&self, token: Token) -> io::Result<&Entry<D>> {
         match self.slab.get(token.key()) {
             Some(entry) if entry.generation == token.generation() => Ok(entry),
+            _ => Err(stale(token)),
+        }
+    }
+
+    /// [`entry_mut`](Table::entry_mut) and the ready queue, for I/O calls
+    /// that clear readiness.
+    #[inline(always)]
+    pub(crate) fn entry_and_queue(
+        &mut self,
+        token: Token,
+    ) -> io::Result<(&mut Entry<D>, &mut Queue)> {
+        match self.slab.get_mut(token.key()) {
+            Some(entry) if entry.generation == token.generation() => Ok((entry, &mut self.queue)),
             _ => Err(stale(token)),
         }
     }
@@ -426,17 +507,23 @@ impl<D> fmt::Debug for Table<D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Table")
             .field("len", &self.slab.len())
-            .field("queued", &self.queue.len())
+            .field("queued", &self.queue.tokens.len())
             .finish_non_exhaustive()
     }
 }
 
-/// Queues an entry that has something to report and is not queued yet.
+/// Queues an entry that has something to report and is not queued yet;
+/// a queued one that has something to report again is no longer drained.
 #[inline]
-pub(crate) fn enqueue<D>(queue: &mut Vec<Token>, entry: &mut Entry<D>, token: Token) {
-    if !entry.queued && !entry.reportable().is_empty() {
-        entry.queued = true;
-        queue.push(token);
+pub(crate) fn enqueue<D>(queue: &mut Queue, entry: &mut Entry<D>, token: Token) {
+    if entry.reportable().is_empty() {
+        return;
+    }
+    if !queue.contains(entry) {
+        queue.push(entry, token);
+    } else if entry.drained {
+        entry.drained = false;
+        queue.drained -= 1;
     }
 }
 
