@@ -2,7 +2,7 @@
 //! the sockmux-core table, a load generator that checks every echoed byte,
 //! and the figures the benchmark command prints and charts.
 //!
-//! - `echo_server --impl mio|tokio|calloop|sockmux-core [--port P]` serves
+//! - `echo_server --impl mio|tokio|calloop|sockmux-core|mio-short|mio-short-spent [--port P]` serves
 //!   echo on 127.0.0.1 and prints `listening on 127.0.0.1:PORT`;
 //! - `loadgen --addr A --conns N --size S --secs T [--pid P]` drives one
 //!   server and prints one line of `key=value` figures; `loadgen --addr A
@@ -29,7 +29,9 @@ mod rlimit;
 #[cfg(unix)]
 pub mod runner;
 
-pub use echo::{bind_listener, serve_mio, serve_table, BACKLOG, READ_BUFFER};
+pub use echo::{
+    bind_listener, serve_mio, serve_mio_reading, serve_table, AfterShortRead, BACKLOG, READ_BUFFER,
+};
 #[cfg(unix)]
 pub use echo::{serve_calloop, serve_tokio};
 pub use fairness::{run_fairness, FairnessConfig, FairnessReport};
@@ -51,11 +53,23 @@ pub enum Server {
     Calloop,
     /// The sockmux-core table, level mode.
     Table,
+    /// Raw mio that stops reading at a short read (latency study only).
+    MioShort,
+    /// Raw mio that stops at a short read and spends the saved system
+    /// call on `/dev/null` (latency study only).
+    MioShortSpent,
 }
 
 impl Server {
     /// Every server, in table order.
-    pub const ALL: [Server; 4] = [Server::Mio, Server::Tokio, Server::Calloop, Server::Table];
+    pub const ALL: [Server; 6] = [
+        Server::Mio,
+        Server::Tokio,
+        Server::Calloop,
+        Server::Table,
+        Server::MioShort,
+        Server::MioShortSpent,
+    ];
 
     /// The name `--impl` takes.
     #[must_use]
@@ -65,6 +79,8 @@ impl Server {
             Server::Tokio => "tokio",
             Server::Calloop => "calloop",
             Server::Table => "sockmux-core",
+            Server::MioShort => "mio-short",
+            Server::MioShortSpent => "mio-short-spent",
         }
     }
 
@@ -83,6 +99,8 @@ impl Server {
     pub fn serve(self, listener: TcpListener) -> io::Result<()> {
         match self {
             Server::Mio => serve_mio(listener),
+            Server::MioShort => serve_mio_reading(listener, AfterShortRead::Stop),
+            Server::MioShortSpent => serve_mio_reading(listener, AfterShortRead::SpendSyscall),
             Server::Table => serve_table(listener),
             #[cfg(unix)]
             Server::Tokio => serve_tokio(listener),

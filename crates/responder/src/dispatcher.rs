@@ -145,10 +145,35 @@ impl<S> Dispatcher<S> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn with_event_capacity(state: S, capacity: usize) -> io::Result<Dispatcher<S>> {
+        Dispatcher::build(state, 0, capacity)
+    }
+
+    /// A dispatcher whose table has room for `sockets` sockets before it
+    /// grows (as [`Sockets::with_capacity`]): a server that knows roughly
+    /// how many connections it will hold allocates their slots once,
+    /// instead of doubling a table as they come (which leaves the old,
+    /// smaller tables' memory with the allocator).
+    ///
+    /// # Errors
+    ///
+    /// The OS error from creating the poller.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut dispatcher = sockmux_responder::Dispatcher::with_capacity((), 1024)?;
+    /// assert!(dispatcher.sockets().is_empty());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn with_capacity(state: S, sockets: usize) -> io::Result<Dispatcher<S>> {
+        Dispatcher::build(state, sockets, DEFAULT_EVENTS)
+    }
+
+    fn build(state: S, sockets: usize, events: usize) -> io::Result<Dispatcher<S>> {
         Ok(Dispatcher {
-            core: LoopState::new(Sockets::<Slot<S>>::with_capacity(0)?),
+            core: LoopState::new(Sockets::<Slot<S>>::with_capacity(sockets)?),
             state,
-            events: Events::with_capacity(capacity),
+            events: Events::with_capacity(events),
             stop_signals: Vec::new(),
             signal_grace: Duration::ZERO,
         })

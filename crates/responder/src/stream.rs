@@ -167,13 +167,22 @@ pub struct Stream<C, P> {
     /// (one byte, so the per-event checks test them at once).
     hold: u8,
     interest: Interest,
-    idle: Option<(Idle, Duration)>,
-    idle_timer: Option<TimerId>,
+    /// The idle timeout's state, boxed: most streams have none, and a
+    /// connection's memory is what a server of many holds.
+    idle: Option<Box<IdleCheck>>,
     /// Counts reads that brought bytes (for the idle check).
     reads: u64,
-    /// Counters seen by the last idle check, and the checks since each
-    /// side last moved.
+}
+
+/// A stream's idle timeout: what it watches, its timer, and what the last
+/// check saw.
+struct IdleCheck {
+    kind: Idle,
+    timeout: Duration,
+    timer: Option<TimerId>,
+    /// Counters seen by the last check (reads, writes).
     seen: (u64, u64),
+    /// Checks since each side (read, write) last moved.
     quiet: (u32, u32),
 }
 
@@ -223,10 +232,7 @@ impl<C: Decoder, P> Stream<C, P> {
             hold: 0,
             interest: Interest::READABLE,
             idle: None,
-            idle_timer: None,
             reads: 0,
-            seen: (0, 0),
-            quiet: (0, 0),
         }
     }
 
@@ -297,7 +303,13 @@ impl<C: Decoder, P> Stream<C, P> {
     /// # let _ = stream;
     /// ```
     pub fn idle_timeout(mut self, idle: Idle, timeout: Duration) -> Stream<C, P> {
-        self.idle = Some((idle, timeout.max(Duration::from_millis(1))));
+        self.idle = Some(Box::new(IdleCheck {
+            kind: idle,
+            timeout: timeout.max(Duration::from_millis(1)),
+            timer: None,
+            seen: (0, 0),
+            quiet: (0, 0),
+        }));
         self
     }
 
@@ -645,22 +657,24 @@ impl<C: Decoder, P> Stream<C, P> {
     where
         P: Protocol<S>,
     {
-        let Some((kind, _)) = self.idle else {
+        let held = self.paused() || !self.out.queue.is_empty();
+        let reading = self.reading();
+        let Some(check) = self.idle.as_deref_mut() else {
             return Action::Continue;
         };
-        let held = self.paused() || !self.out.queue.is_empty();
-        let read_moved = self.reads != self.seen.0 || held || !self.reading();
-        let write_moved = self.out.writes != self.seen.1 || held;
-        self.seen = (self.reads, self.out.writes);
-        self.quiet.0 = if read_moved { 0 } else { self.quiet.0 + 1 };
-        self.quiet.1 = if write_moved { 0 } else { self.quiet.1 + 1 };
+        let kind = check.kind;
+        let read_moved = self.reads != check.seen.0 || held || !reading;
+        let write_moved = self.out.writes != check.seen.1 || held;
+        check.seen = (self.reads, self.out.writes);
+        check.quiet.0 = if read_moved { 0 } else { check.quiet.0 + 1 };
+        check.quiet.1 = if write_moved { 0 } else { check.quiet.1 + 1 };
         let fired = match kind {
-            Idle::Read => self.quiet.0 >= IDLE_CHECKS,
-            Idle::Write => self.quiet.1 >= IDLE_CHECKS,
-            Idle::Both => self.quiet.0 >= IDLE_CHECKS && self.quiet.1 >= IDLE_CHECKS,
+            Idle::Read => check.quiet.0 >= IDLE_CHECKS,
+            Idle::Write => check.quiet.1 >= IDLE_CHECKS,
+            Idle::Both => check.quiet.0 >= IDLE_CHECKS && check.quiet.1 >= IDLE_CHECKS,
         };
         if fired {
-            self.quiet = (0, 0);
+            check.quiet = (0, 0);
             let io = &mut StreamIo {
                 cx,
                 out: &mut self.out,
@@ -680,8 +694,8 @@ impl<S, C: Decoder, P: Protocol<S>> Responder<S> for Stream<C, P> {
         if let Ok(interest) = cx.sockets.interest(cx.token) {
             self.interest = interest;
         }
-        if let Some((_, timeout)) = self.idle {
-            self.idle_timer = Some(cx.timer_every(timeout / IDLE_CHECKS));
+        if let Some(check) = self.idle.as_deref_mut() {
+            check.timer = Some(cx.timer_every(check.timeout / IDLE_CHECKS));
         }
         let io = &mut StreamIo {
             cx,
@@ -706,7 +720,11 @@ impl<S, C: Decoder, P: Protocol<S>> Responder<S> for Stream<C, P> {
     }
 
     fn timer(&mut self, id: TimerId, cx: &mut Context<'_, S>) -> Action {
-        if self.idle_timer == Some(id) {
+        if self
+            .idle
+            .as_ref()
+            .is_some_and(|check| check.timer == Some(id))
+        {
             return self.check_idle(cx);
         }
         Action::Continue

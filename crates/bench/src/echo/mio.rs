@@ -1,6 +1,13 @@
 //! The floor: a hand-written echo server on raw mio, as a careful user would
 //! write it. One thread, a slab of connections, edge-triggered reads drained
 //! to `WouldBlock`, write interest registered only while bytes are pending.
+//!
+//! Two variants of it take part in the latency study of docs/benchmarks.md
+//! (never in the default run): [`AfterShortRead::Stop`] stops reading at a
+//! short read, as sockmux does (one `recv` fewer per request), and
+//! [`AfterShortRead::SpendSyscall`] stops there too but spends the saved
+//! system call on `/dev/null`, so that it does the work of the draining
+//! server without touching the socket.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::TcpListener as StdListener;
@@ -29,6 +36,33 @@ struct Conn {
 /// An OS error from the poller or from accepting (other than running out
 /// of descriptors for a moment).
 pub fn serve_mio(listener: StdListener) -> io::Result<()> {
+    serve_mio_reading(listener, AfterShortRead::Drain)
+}
+
+/// What the raw mio server does after a read that returned less than its
+/// buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterShortRead {
+    /// Reads again until `WouldBlock`: the edge-triggered rule (the floor).
+    Drain,
+    /// Stops: the socket is drained for now (sockmux's short-read rule).
+    Stop,
+    /// Stops, then reads one byte of `/dev/null`: the draining server's
+    /// system call count, without its second look at the socket.
+    SpendSyscall,
+}
+
+/// [`serve_mio`], with what to do after a short read.
+///
+/// # Errors
+///
+/// As [`serve_mio`]; also opening `/dev/null` for
+/// [`AfterShortRead::SpendSyscall`].
+pub fn serve_mio_reading(listener: StdListener, after: AfterShortRead) -> io::Result<()> {
+    let mut spend = match after {
+        AfterShortRead::SpendSyscall => Some(std::fs::File::open("/dev/null")?),
+        _ => None,
+    };
     listener.set_nonblocking(true)?;
     let mut listener = TcpListener::from_std(listener);
     let mut poll = Poll::new()?;
@@ -51,7 +85,7 @@ pub fn serve_mio(listener: StdListener) -> io::Result<()> {
             let Some(conn) = conns.get_mut(key) else {
                 continue; // closed earlier in this batch
             };
-            let open = serve_conn(conn, poll.registry(), key, &mut buf);
+            let open = serve_conn(conn, poll.registry(), key, &mut buf, after, &mut spend);
             if !open {
                 let mut conn = conns.remove(key);
                 let _ = poll.registry().deregister(&mut conn.stream);
@@ -87,7 +121,14 @@ fn accept_all(
 /// Reads and writes what the connection allows; false once it is closed.
 /// Every event is handled the same way: flush, then drain reads (edge
 /// mode needs both to reach `WouldBlock` or completion).
-fn serve_conn(conn: &mut Conn, registry: &Registry, key: usize, buf: &mut [u8]) -> bool {
+fn serve_conn(
+    conn: &mut Conn,
+    registry: &Registry,
+    key: usize,
+    buf: &mut [u8],
+    after: AfterShortRead,
+    spend: &mut Option<std::fs::File>,
+) -> bool {
     if !flush(conn) {
         return false;
     }
@@ -97,6 +138,12 @@ fn serve_conn(conn: &mut Conn, registry: &Registry, key: usize, buf: &mut [u8]) 
             Ok(n) => {
                 if !echo(conn, &buf[..n]) {
                     return false;
+                }
+                if n < buf.len() && after != AfterShortRead::Drain {
+                    if let Some(file) = spend {
+                        let _ = file.read(&mut buf[..1]);
+                    }
+                    break;
                 }
             }
             // Drained: the next arrival raises a new edge.

@@ -13,7 +13,7 @@ mod tokio;
 
 #[cfg(unix)]
 pub use self::calloop::serve_calloop;
-pub use self::mio::serve_mio;
+pub use self::mio::{serve_mio, serve_mio_reading, AfterShortRead};
 pub use self::table::serve_table;
 #[cfg(unix)]
 pub use self::tokio::serve_tokio;

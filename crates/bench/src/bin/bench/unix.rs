@@ -147,6 +147,15 @@ fn contenders(o: &Options, bin_dir: &Path) -> Vec<Contender> {
         builtin("calloop", Server::Calloop),
         builtin(TABLE_ROW, Server::Table),
     ];
+    // The latency study's variants of raw mio: only when named.
+    for variant in [Server::MioShort, Server::MioShortSpent] {
+        if o.only
+            .as_ref()
+            .is_some_and(|only| only.iter().any(|s| s == variant.name()))
+        {
+            all.push(builtin(variant.name(), variant));
+        }
+    }
     match tcp_echo(o, bin_dir) {
         Some(path) => all.push(Contender {
             label: EXAMPLE_ROW.into(),
