@@ -18,16 +18,25 @@ if ((${#need_components[@]})); then
     rustup component add "${need_components[@]}"
 fi
 
-# Real clients for tests/real_clients.rs: required here, so a missing one
-# fails the suite instead of skipping those tests.
-if ! command -v socat >/dev/null; then
+# Real clients (and reference servers) for the tests that drive the examples
+# with them (tests/real_clients.rs and the like): required here, so a missing
+# one fails the suite instead of skipping those tests. A command each, with
+# the Debian package that has it.
+declare -A client_pkg=(
+    [socat]=socat
+)
+missing_pkgs=()
+for cmd in "${!client_pkg[@]}"; do
+    command -v "$cmd" >/dev/null || missing_pkgs+=("${client_pkg[$cmd]}")
+done
+if ((${#missing_pkgs[@]})); then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-        step "apt-get install socat"
+        step "apt-get install ${missing_pkgs[*]}"
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
-        apt-get install -y -qq --no-install-recommends socat >/dev/null
+        apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}" >/dev/null
     else
-        echo "ci/test.sh: socat is missing; install it (apt-get install socat) or run as root" >&2
+        echo "ci/test.sh: missing ${missing_pkgs[*]}; install them (apt-get install ${missing_pkgs[*]}) or run as root" >&2
         exit 1
     fi
 fi
