@@ -22,8 +22,10 @@ pub mod chart;
 pub mod counts;
 mod echo;
 pub mod fairness;
+mod http_ref;
 mod load;
 mod procfs;
+pub mod protocols;
 pub mod report;
 mod rlimit;
 #[cfg(unix)]
@@ -35,6 +37,7 @@ pub use echo::{
 #[cfg(unix)]
 pub use echo::{serve_calloop, serve_tokio};
 pub use fairness::{run_fairness, FairnessConfig, FairnessReport};
+pub use http_ref::{imf_fixdate, serve_http_mio, HttpDate};
 pub use load::{run_load, LoadConfig, LoadReport, Run};
 pub use procfs::ProcStats;
 pub use rlimit::raise_nofile_limit;

@@ -116,10 +116,35 @@ pub fn start(contender: &Contender, launch: &Launch) -> io::Result<Running> {
         Err(_) => running.stop(Duration::from_secs(1))?,
     }
     // It did not say where it listens: give it a port and probe it.
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = free_port()?;
     let mut command = contender.command.clone();
     command.extend(["--port".into(), port.to_string()]);
-    let (mut running, _) = spawn(&command, launch)?;
+    start_at(&contender.label, &command, port, launch)
+}
+
+/// A loopback port free a moment ago (for servers that cannot be given
+/// port 0, such as nginx and redis-server).
+///
+/// # Errors
+///
+/// The OS error from binding.
+pub fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Starts `command`, a server told to listen on 127.0.0.1:`port`, and
+/// waits until it accepts connections.
+///
+/// # Errors
+///
+/// When it exits, or does not listen within the launch's startup time.
+pub fn start_at(
+    label: &str,
+    command: &[String],
+    port: u16,
+    launch: &Launch,
+) -> io::Result<Running> {
+    let (mut running, _) = spawn(command, launch)?;
     running.addr = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + launch.startup;
     loop {
@@ -128,8 +153,7 @@ pub fn start(contender: &Contender, launch: &Launch) -> io::Result<Running> {
         }
         if let Some(status) = running.child.try_wait()? {
             return Err(io::Error::other(format!(
-                "{} exited ({status}): {}",
-                contender.label,
+                "{label} exited ({status}): {}",
                 running.stderr_tail()
             )));
         }
@@ -138,10 +162,7 @@ pub fn start(contender: &Contender, launch: &Launch) -> io::Result<Running> {
             running.stop(Duration::from_secs(1))?;
             return Err(io::Error::new(
                 ErrorKind::TimedOut,
-                format!(
-                    "{} did not listen within {:?}: {tail}",
-                    contender.label, launch.startup
-                ),
+                format!("{label} did not listen within {:?}: {tail}", launch.startup),
             ));
         }
         std::thread::sleep(Duration::from_millis(20));
