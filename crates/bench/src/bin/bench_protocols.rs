@@ -53,6 +53,7 @@ mod unix {
         pin: bool,
         build: bool,
         table: Option<PathBuf>,
+        chart: Option<PathBuf>,
     }
 
     fn options() -> Result<Options, Box<dyn Error>> {
@@ -67,6 +68,7 @@ mod unix {
             pin: true,
             build: true,
             table: None,
+            chart: Some(workspace_root().join("docs/bench-protocols-chart.svg")),
         };
         let mut args = lexopt::Parser::from_env();
         while let Some(arg) = args.next()? {
@@ -76,6 +78,7 @@ mod unix {
                     o.secs = 1;
                     o.reps = 1;
                     o.requests = 20_000;
+                    o.chart = None;
                 }
                 Long("secs") => o.secs = args.value()?.parse::<u64>()?.max(1),
                 Long("reps") => o.reps = args.value()?.parse::<usize>()?.max(1),
@@ -90,10 +93,12 @@ mod unix {
                 Long("no-pin") => o.pin = false,
                 Long("no-build") => o.build = false,
                 Long("table") => o.table = Some(PathBuf::from(args.value()?)),
+                Long("chart") => o.chart = Some(PathBuf::from(args.value()?)),
                 Long("help") => {
                     println!(
                         "bench_protocols [--quick] [--secs T] [--reps N] [--conns C] [--depth P] \
-                         [--requests N] [--only http|redis] [--no-pin] [--no-build] [--table FILE.md]"
+                         [--requests N] [--only http|redis] [--no-pin] [--no-build] [--table FILE.md] \
+                         [--chart FILE.svg]"
                     );
                     std::process::exit(0);
                 }
@@ -429,6 +434,76 @@ mod unix {
             std::fs::write(path, &text)?;
             eprintln!("table written to {}", path.display());
         }
+        if let Some(path) = &o.chart {
+            chart(&rows, path)?;
+            eprintln!("chart written to {}", path.display());
+        }
+        Ok(())
+    }
+
+    /// Server CPU per request, one panel per load, a bar per server (SVG).
+    fn chart(rows: &[Row], path: &Path) -> Result<(), Box<dyn Error>> {
+        use plotters::prelude::*;
+        const COLORS: [RGBColor; 4] = [
+            RGBColor(90, 90, 90),
+            RGBColor(160, 160, 160),
+            RGBColor(31, 119, 180),
+            RGBColor(255, 127, 14),
+        ];
+        let columns = 2;
+        let lines = rows.len().div_ceil(columns).max(1);
+        let (width, height) = (900u32, (260 * lines + 60) as u32);
+        let root = SVGBackend::new(path, (width, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let (top, body) = root.split_vertically(40);
+        top.titled(
+            "Server CPU µs per request (lower is better), server and client on their own cores",
+            ("sans-serif", 16),
+        )?;
+        let panels = body.split_evenly((lines, columns));
+        for (row, area) in rows.iter().zip(panels.iter()) {
+            let bars: Vec<(&str, f64)> = row
+                .samples
+                .iter()
+                .filter_map(|(label, _)| Some((*label, row.median(label)?.1)))
+                .collect();
+            let max = bars.iter().map(|b| b.1).fold(0.0, f64::max).max(1e-3);
+            let mut chart = ChartBuilder::on(area)
+                .caption(
+                    format!("{}: {}", row.protocol, row.load),
+                    ("sans-serif", 14),
+                )
+                .margin(8)
+                .x_label_area_size(18)
+                .y_label_area_size(44)
+                .build_cartesian_2d(0.0..bars.len().max(1) as f64, 0.0..max * 1.25)?;
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(0)
+                .y_labels(5)
+                .draw()?;
+            chart.draw_series(bars.iter().enumerate().map(|(i, &(label, _))| {
+                let color = match label {
+                    NGINX | REDIS => COLORS[0],
+                    MIO_HTTP => COLORS[1],
+                    _ => COLORS[2 + i % 2],
+                };
+                let v = bars[i].1;
+                Rectangle::new(
+                    [(i as f64 + 0.15, 0.0), (i as f64 + 0.85, v)],
+                    color.filled(),
+                )
+            }))?;
+            chart.draw_series(bars.iter().enumerate().map(|(i, &(label, v))| {
+                Text::new(
+                    format!("{label} {v:.2}"),
+                    (i as f64 + 0.15, v + max * 0.12),
+                    ("sans-serif", 11),
+                )
+            }))?;
+        }
+        root.present()?;
         Ok(())
     }
 
