@@ -57,11 +57,15 @@ impl Protocol<Store> for Conn {
             .get_ref()
             .and_then(|e| e.downcast_ref::<ProtocolError>())
         {
+            // As Redis: a close, no reply.
+            Some(ProtocolError::TooBigQuery) => {}
             Some(e) => resp::error(&mut reply, &format!("ERR {e}")),
             None => resp::error(&mut reply, &format!("ERR Protocol error: {error}")),
         }
         debug!("{}: {error}; closing", io.token());
-        io.write(&reply);
+        if !reply.is_empty() {
+            io.write(&reply);
+        }
     }
 
     fn closed(&mut self, reason: CloseReason, _: usize, cx: &mut Context<'_, Store>) {

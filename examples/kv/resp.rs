@@ -8,7 +8,9 @@
 //! buffered: a bulk string of at most 512 MiB (`proto-max-bulk-len`), an
 //! inline line (and a count or length line) of at most 64 KiB. Redis
 //! accepts up to `INT_MAX` arguments in a command; this server accepts at
-//! most 1024 × 1024, so that a command's scan stays bounded.
+//! most 1024 × 1024, so that a command's scan stays bounded. A whole
+//! command of more than 1 GiB (many large arguments) is refused too, as
+//! Redis's `client-query-buffer-limit` closes such a client.
 
 // Included by `#[path]` from the tests and the fuzz target, which use
 // different parts of it.
@@ -24,6 +26,8 @@ use sockmux::{Decoded, Decoder};
 pub(crate) const MAX_BULK: usize = 512 * 1024 * 1024;
 /// The most arguments in one command (Redis: `INT_MAX`).
 pub(crate) const MAX_ARGS: usize = 1024 * 1024;
+/// The longest whole command, as Redis's `client-query-buffer-limit`.
+pub(crate) const MAX_QUERY: usize = 1024 * 1024 * 1024;
 /// The longest inline command, count line or length line, as Redis's
 /// `PROTO_INLINE_MAX_SIZE`.
 pub(crate) const MAX_INLINE: usize = 64 * 1024;
@@ -48,6 +52,9 @@ pub(crate) enum ProtocolError {
     InvalidBulkLength,
     /// An argument of a multibulk command that does not start with `$`.
     ExpectedDollar(u8),
+    /// A command whose lengths add up to more than [`MAX_QUERY`]: Redis
+    /// closes such a client without a reply.
+    TooBigQuery,
 }
 
 impl fmt::Display for ProtocolError {
@@ -63,6 +70,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::ExpectedDollar(got) => {
                 write!(f, "expected '$', got '{}'", char::from(got))
             }
+            ProtocolError::TooBigQuery => write!(f, "a command longer than {MAX_QUERY} bytes"),
         }
     }
 }
@@ -171,6 +179,9 @@ impl Resp {
                 .filter(|&len| (0..=MAX_BULK as i64).contains(&len))
                 .ok_or(ProtocolError::InvalidBulkLength)?;
             let end = cr + 2 + len as usize + 2;
+            if end > MAX_QUERY {
+                return Err(ProtocolError::TooBigQuery);
+            }
             if end > buf.len() {
                 // The whole frame's length is known at its last argument.
                 let frame_len = (self.left == 1).then_some(end);
