@@ -19,7 +19,8 @@
 //!
 //! Limits, as Redis's, are checked from the headers before anything is
 //! buffered for them: a bulk string of at most 512 MiB, an inline command
-//! of at most 64 KiB, at most 1024 × 1024 arguments (Redis: `INT_MAX`).
+//! of at most 64 KiB, at most 1024 × 1024 arguments (Redis: `INT_MAX`),
+//! a whole command of at most 1 GiB (Redis's `client-query-buffer-limit`).
 //! Input that breaks them, or is not RESP, gets Redis's error reply
 //! (`-ERR Protocol error: invalid bulk length`) and the connection closes.
 //! Keys with an expiry time are removed when a command finds them expired
