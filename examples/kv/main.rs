@@ -13,7 +13,8 @@
 //! k`, what a user types in telnet), out of the read buffer; the protocol
 //! (`conn.rs`) reads the arguments from the borrowed frame without
 //! allocating, runs the command against the store (`store.rs`) and writes
-//! the reply. Pipelined commands are answered in order. A `GET` of an
+//! the reply. Pipelined commands are answered in order, and the replies
+//! to the commands of one read are written together. A `GET` of an
 //! existing key and a `SET` that overwrites a value of the same size
 //! allocate nothing.
 //!

@@ -16,9 +16,11 @@
 // different parts of it.
 #![allow(dead_code)]
 
+use std::cell::Cell;
 use std::error::Error;
 use std::fmt;
 use std::io::{self, Write as _};
+use std::rc::Rc;
 
 use sockmux::{Decoded, Decoder};
 
@@ -118,18 +120,46 @@ pub(crate) fn parse_int(s: &[u8]) -> Option<i64> {
 /// It remembers how far it scanned a multibulk command that is not
 /// complete yet, so that a command of many arguments arriving in many
 /// reads is scanned once.
-#[derive(Debug, Default, Clone)]
+///
+/// With each frame it also tells, through [`Resp::more`], whether another
+/// whole command follows in the buffer: the protocol then holds its reply
+/// back and writes the replies of a pipeline together, with one call,
+/// after the last command the buffer holds.
+#[derive(Debug, Default)]
 pub(crate) struct Resp {
-    /// Within a multibulk command: where the next argument starts...
-    pos: usize,
-    /// ...and how many are left (0: not within one).
-    left: usize,
+    scan: Scan,
+    more: Rc<Cell<bool>>,
 }
 
 impl Resp {
     /// A decoder at the start of a command.
     pub(crate) fn new() -> Resp {
         Resp::default()
+    }
+
+    /// Set with each frame: whether another whole command follows it in
+    /// the buffer (so the stream hands it on next, in the same pass).
+    pub(crate) fn more(&self) -> Rc<Cell<bool>> {
+        Rc::clone(&self.more)
+    }
+}
+
+/// Where the scan of a command stands.
+#[derive(Debug, Default)]
+struct Scan {
+    /// Within a multibulk command: where the next argument starts...
+    pos: usize,
+    /// ...and how many are left (0: not within one).
+    left: usize,
+}
+
+impl Scan {
+    fn command(&mut self, buf: &[u8]) -> Result<Decoded, ProtocolError> {
+        match buf.first() {
+            None => Ok(Decoded::NeedMore { frame_len: None }),
+            Some(b'*') => self.multibulk(buf).inspect_err(|_| self.left = 0),
+            Some(_) => self.inline(buf),
+        }
     }
 
     fn multibulk(&mut self, buf: &[u8]) -> Result<Decoded, ProtocolError> {
@@ -236,11 +266,14 @@ impl Decoder for Resp {
     type Error = ProtocolError;
 
     fn decode(&mut self, buf: &[u8]) -> Result<Decoded, ProtocolError> {
-        match buf.first() {
-            None => Ok(Decoded::NeedMore { frame_len: None }),
-            Some(b'*') => self.multibulk(buf).inspect_err(|_| self.left = 0),
-            Some(_) => self.inline(buf),
+        let decoded = self.scan.command(buf)?;
+        if let Decoded::Frame { consumed, .. } = decoded {
+            // A look at the next command, from scratch: the scan's state
+            // stays the stream's.
+            let next = Scan::default().command(&buf[consumed..]);
+            self.more.set(matches!(next, Ok(Decoded::Frame { .. })));
         }
+        Ok(decoded)
     }
 }
 
