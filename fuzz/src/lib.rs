@@ -3,24 +3,26 @@
 //! given, and finds the frames (and the error) it finds in one piece,
 //! whether fed byte by byte or in pieces of seeded random sizes.
 
+use std::fmt::Debug;
+
 use sockmux_responder::{CodecError, Decoded, Decoder};
 
 /// What a stream gets out of an input.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Outcome {
+pub struct Outcome<E = CodecError> {
     /// The frames' payloads, in order.
     pub frames: Vec<Vec<u8>>,
     /// The error that stopped the stream, if any.
-    pub error: Option<CodecError>,
+    pub error: Option<E>,
 }
 
 /// Feeds `input` in pieces of the sizes `sizes` gives (0 is taken as 1),
 /// checking every answer.
-pub fn feed<D: Decoder<Error = CodecError>>(
+pub fn feed<D: Decoder>(
     decoder: &mut D,
     input: &[u8],
     mut sizes: impl FnMut() -> usize,
-) -> Outcome {
+) -> Outcome<D::Error> {
     let mut buf = Vec::new();
     let mut frames = Vec::new();
     let mut announced: Option<usize> = None;
@@ -85,11 +87,10 @@ pub fn sizes(seed: u64) -> impl FnMut() -> usize {
 /// Feeds `input` to fresh decoders from `new` in one piece, byte by byte
 /// and in seeded pieces; panics unless all three find the same frames and
 /// the same kind of error. Returns the outcome in one piece.
-pub fn check<D: Decoder<Error = CodecError>>(
-    new: impl Fn() -> D,
-    input: &[u8],
-    seed: u64,
-) -> Outcome {
+pub fn check<D: Decoder>(new: impl Fn() -> D, input: &[u8], seed: u64) -> Outcome<D::Error>
+where
+    D::Error: Debug,
+{
     let whole = feed(&mut new(), input, || usize::MAX);
     for (how, cut) in [
         ("byte by byte", feed(&mut new(), input, || 1)),
@@ -97,8 +98,8 @@ pub fn check<D: Decoder<Error = CodecError>>(
     ] {
         assert_eq!(cut.frames, whole.frames, "{how}");
         assert_eq!(
-            cut.error.map(|e| std::mem::discriminant(&e)),
-            whole.error.map(|e| std::mem::discriminant(&e)),
+            cut.error.as_ref().map(std::mem::discriminant),
+            whole.error.as_ref().map(std::mem::discriminant),
             "{how}: {:?} vs {:?}",
             cut.error,
             whole.error

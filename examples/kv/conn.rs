@@ -1,0 +1,178 @@
+//! The server's pieces on the library: [`Conn`], the [`Protocol`] of one
+//! connection (the replies written in order, a pipeline's together), and
+//! [`listen`], a listener whose [`Acceptor`] registers a [`Stream`] with
+//! the [`Resp`] decoder for each connection and which sweeps the expired
+//! keys every [`SWEEP`].
+
+// Included by `#[path]` from the tests, which use parts of it.
+#![allow(dead_code)]
+
+use std::cell::Cell;
+use std::io;
+use std::net::ToSocketAddrs;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use log::debug;
+use sockmux::{
+    Acceptor, Action, CloseReason, Context, Dispatcher, Event, Protocol, Responder, Stream,
+    StreamIo, TimerId, Token,
+};
+
+use crate::resp::{self, Args, ProtocolError, Resp};
+use crate::store::{execute, Flow, Store};
+
+/// How often the expired keys are swept.
+pub(crate) const SWEEP: Duration = Duration::from_millis(100);
+
+/// Replies held back are written once they reach this; a reply buffer
+/// larger than this is freed once written (a `GET` of a large value), not
+/// kept for the connection's life.
+const KEEP_REPLY: usize = 64 * 1024;
+
+/// One connection: runs each command and writes its reply; the replies to
+/// pipelined commands together, after the last one read.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    /// The replies not written yet, the buffer kept between commands.
+    reply: Vec<u8>,
+    /// Set by the decoder with each command: whether another whole one
+    /// follows in the buffer.
+    more: Rc<Cell<bool>>,
+}
+
+impl Conn {
+    /// A connection whose decoder sets `more` ([`Resp::more`]).
+    pub(crate) fn new(more: Rc<Cell<bool>>) -> Conn {
+        Conn {
+            reply: Vec::new(),
+            more,
+        }
+    }
+
+    /// Writes the replies held back.
+    fn flush(&mut self, io: &mut StreamIo<'_, '_, Store>) {
+        if !self.reply.is_empty() {
+            io.write(&self.reply);
+            self.reply.clear();
+        }
+        if self.reply.capacity() > KEEP_REPLY {
+            self.reply = Vec::new();
+        }
+    }
+}
+
+impl Protocol<Store> for Conn {
+    fn frame(&mut self, frame: &[u8], io: &mut StreamIo<'_, '_, Store>) {
+        let args = Args::new(frame);
+        // An empty line or `*0` gets no reply: Redis skips it.
+        if !args.is_empty() && execute(io.cx.state, args, &mut self.reply) == Flow::Close {
+            self.flush(io);
+            io.close(); // once the replies are written
+            return;
+        }
+        // The stream hands on the next command at once when the decoder
+        // saw it whole: its reply goes out with this one. Held back to 64
+        // KiB at most, so the write queue's water marks still hold.
+        if !self.more.get() || self.reply.len() >= KEEP_REPLY {
+            self.flush(io);
+        }
+    }
+
+    fn peer_closed(&mut self, io: &mut StreamIo<'_, '_, Store>) -> Action {
+        self.flush(io);
+        Action::Close
+    }
+
+    fn stopping(&mut self, io: &mut StreamIo<'_, '_, Store>) {
+        self.flush(io);
+    }
+
+    fn frame_error(&mut self, error: &io::Error, io: &mut StreamIo<'_, '_, Store>) {
+        self.flush(io);
+        let mut reply = Vec::new();
+        match error
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<ProtocolError>())
+        {
+            // As Redis: a close, no reply.
+            Some(ProtocolError::TooBigQuery) => {}
+            Some(e) => resp::error(&mut reply, &format!("ERR {e}")),
+            None => resp::error(&mut reply, &format!("ERR Protocol error: {error}")),
+        }
+        debug!("{}: {error}; closing", io.token());
+        if !reply.is_empty() {
+            io.write(&reply);
+        }
+    }
+
+    fn closed(&mut self, reason: CloseReason, _: usize, cx: &mut Context<'_, Store>) {
+        debug!("{}: closed ({reason:?})", cx.token);
+    }
+}
+
+/// A listener's acceptor, with the periodic sweep of expired keys.
+#[derive(Debug)]
+struct Listener<A> {
+    acceptor: A,
+    sweep: Option<TimerId>,
+}
+
+impl<A: Responder<Store>> Responder<Store> for Listener<A> {
+    fn ready(&mut self, event: Event, cx: &mut Context<'_, Store>) -> Action {
+        self.acceptor.ready(event, cx)
+    }
+
+    fn registered(&mut self, cx: &mut Context<'_, Store>) -> Action {
+        self.sweep = Some(cx.timer_every(SWEEP));
+        self.acceptor.registered(cx)
+    }
+
+    fn timer(&mut self, id: TimerId, cx: &mut Context<'_, Store>) -> Action {
+        if self.sweep == Some(id) {
+            let removed = cx.state.sweep(Instant::now());
+            if removed > 0 {
+                debug!("swept {removed} expired keys");
+            }
+            return Action::Continue;
+        }
+        self.acceptor.timer(id, cx)
+    }
+
+    fn notified(&mut self, cx: &mut Context<'_, Store>) -> Action {
+        self.acceptor.notified(cx)
+    }
+
+    fn stop(&mut self, cx: &mut Context<'_, Store>) -> Action {
+        self.acceptor.stop(cx)
+    }
+
+    fn closed(&mut self, cx: &mut Context<'_, Store>) {
+        self.acceptor.closed(cx)
+    }
+}
+
+/// Listens on `addr` with a RESP [`Stream`] for each connection and the
+/// sweep of expired keys; returns the listener's token.
+pub(crate) fn listen(
+    dispatcher: &mut Dispatcher<Store>,
+    addr: impl ToSocketAddrs,
+) -> io::Result<Token> {
+    let acceptor = Acceptor::new(|t: Token, cx: &mut Context<'_, Store>| {
+        // Replies are small writes: do not wait to fill a segment.
+        if let Ok(socket) = cx.sockets.socket(t) {
+            let _ = socket2::SockRef::from(socket).set_tcp_nodelay(true);
+        }
+        debug!("{t}: connected");
+        let codec = Resp::new();
+        let conn = Conn::new(codec.more());
+        Stream::new(codec, conn)
+    });
+    dispatcher.sockets().listen_tcp(
+        addr,
+        Listener {
+            acceptor,
+            sweep: None,
+        },
+    )
+}

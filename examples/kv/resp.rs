@@ -1,0 +1,459 @@
+//! RESP2, the Redis protocol, on the wire: [`Resp`], the [`Decoder`] that
+//! cuts whole commands (multibulk `*N\r\n$len\r\n...\r\n` or an inline
+//! line such as `PING\r\n`) out of the read buffer; [`Args`], the
+//! arguments of a command, read from the frame without allocating; and the
+//! reply writers.
+//!
+//! The limits are Redis's, checked before a byte of what they bound is
+//! buffered: a bulk string of at most 512 MiB (`proto-max-bulk-len`), an
+//! inline line (and a count or length line) of at most 64 KiB. Redis
+//! accepts up to `INT_MAX` arguments in a command; this server accepts at
+//! most 1024 × 1024, so that a command's scan stays bounded. A whole
+//! command of more than 1 GiB (many large arguments) is refused too, as
+//! Redis's `client-query-buffer-limit` closes such a client.
+
+// Included by `#[path]` from the tests and the fuzz target, which use
+// different parts of it.
+#![allow(dead_code)]
+
+use std::cell::Cell;
+use std::error::Error;
+use std::fmt;
+use std::io::{self, Write as _};
+use std::rc::Rc;
+
+use sockmux::{Decoded, Decoder};
+
+/// The longest bulk string accepted, as Redis's `proto-max-bulk-len`.
+pub(crate) const MAX_BULK: usize = 512 * 1024 * 1024;
+/// The most arguments in one command (Redis: `INT_MAX`).
+pub(crate) const MAX_ARGS: usize = 1024 * 1024;
+/// The longest whole command, as Redis's `client-query-buffer-limit`.
+pub(crate) const MAX_QUERY: usize = 1024 * 1024 * 1024;
+/// The longest inline command, count line or length line, as Redis's
+/// `PROTO_INLINE_MAX_SIZE`.
+pub(crate) const MAX_INLINE: usize = 64 * 1024;
+
+/// Input that can never be a command: Redis's protocol errors, worded as
+/// Redis words them. The connection closes after the error reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProtocolError {
+    /// An inline command longer than [`MAX_INLINE`].
+    TooBigInline,
+    /// An inline command with a quote that does not close (or a closing
+    /// quote followed by something else than a space).
+    UnbalancedQuotes,
+    /// A `*count` line longer than [`MAX_INLINE`].
+    TooBigMbulkCount,
+    /// A `*count` that is not a number or more than [`MAX_ARGS`].
+    InvalidMultibulkLength,
+    /// A `$length` line longer than [`MAX_INLINE`].
+    TooBigBulkCount,
+    /// A `$length` that is not a number, negative or more than
+    /// [`MAX_BULK`].
+    InvalidBulkLength,
+    /// An argument of a multibulk command that does not start with `$`.
+    ExpectedDollar(u8),
+    /// A command whose lengths add up to more than [`MAX_QUERY`]: Redis
+    /// closes such a client without a reply.
+    TooBigQuery,
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Protocol error: ")?;
+        match *self {
+            ProtocolError::TooBigInline => f.write_str("too big inline request"),
+            ProtocolError::UnbalancedQuotes => f.write_str("unbalanced quotes in request"),
+            ProtocolError::TooBigMbulkCount => f.write_str("too big mbulk count string"),
+            ProtocolError::InvalidMultibulkLength => f.write_str("invalid multibulk length"),
+            ProtocolError::TooBigBulkCount => f.write_str("too big bulk count string"),
+            ProtocolError::InvalidBulkLength => f.write_str("invalid bulk length"),
+            ProtocolError::ExpectedDollar(got) => {
+                write!(f, "expected '$', got '{}'", char::from(got))
+            }
+            ProtocolError::TooBigQuery => write!(f, "a command longer than {MAX_QUERY} bytes"),
+        }
+    }
+}
+
+impl Error for ProtocolError {}
+
+impl From<ProtocolError> for io::Error {
+    fn from(error: ProtocolError) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, error)
+    }
+}
+
+/// Parses a whole signed decimal number as Redis's `string2ll` does: no
+/// sign but `-`, no leading zero, no space, no overflow.
+pub(crate) fn parse_int(s: &[u8]) -> Option<i64> {
+    let (negative, digits) = match s {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, s),
+    };
+    match digits {
+        [] => return None,
+        [b'0'] if !negative => return Some(0),
+        [b'0', ..] => return None,
+        _ => {}
+    }
+    // Accumulate negatively: i64::MIN has no positive counterpart.
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_sub(i64::from(d - b'0'))?;
+    }
+    if negative {
+        Some(n)
+    } else {
+        n.checked_neg()
+    }
+}
+
+/// The RESP2 command decoder: a frame is one whole command, its payload
+/// the command's bytes (a multibulk command from its `*`, an inline one
+/// without its line end), for [`Args`] to read.
+///
+/// It remembers how far it scanned a multibulk command that is not
+/// complete yet, so that a command of many arguments arriving in many
+/// reads is scanned once.
+///
+/// With each frame it also tells, through [`Resp::more`], whether another
+/// whole command follows in the buffer: the protocol then holds its reply
+/// back and writes the replies of a pipeline together, with one call,
+/// after the last command the buffer holds.
+#[derive(Debug, Default)]
+pub(crate) struct Resp {
+    scan: Scan,
+    more: Rc<Cell<bool>>,
+}
+
+impl Resp {
+    /// A decoder at the start of a command.
+    pub(crate) fn new() -> Resp {
+        Resp::default()
+    }
+
+    /// Set with each frame: whether another whole command follows it in
+    /// the buffer (so the stream hands it on next, in the same pass).
+    pub(crate) fn more(&self) -> Rc<Cell<bool>> {
+        Rc::clone(&self.more)
+    }
+}
+
+/// Where the scan of a command stands.
+#[derive(Debug, Default)]
+struct Scan {
+    /// Within a multibulk command: where the next argument starts...
+    pos: usize,
+    /// ...and how many are left (0: not within one).
+    left: usize,
+}
+
+impl Scan {
+    fn command(&mut self, buf: &[u8]) -> Result<Decoded, ProtocolError> {
+        match buf.first() {
+            None => Ok(Decoded::NeedMore { frame_len: None }),
+            Some(b'*') => self.multibulk(buf).inspect_err(|_| self.left = 0),
+            Some(_) => self.inline(buf),
+        }
+    }
+
+    fn multibulk(&mut self, buf: &[u8]) -> Result<Decoded, ProtocolError> {
+        if self.left == 0 {
+            let Some(cr) = find(buf, 1, b'\r') else {
+                if buf.len() > MAX_INLINE {
+                    return Err(ProtocolError::TooBigMbulkCount);
+                }
+                return Ok(Decoded::NeedMore { frame_len: None });
+            };
+            if cr > MAX_INLINE {
+                return Err(ProtocolError::TooBigMbulkCount);
+            }
+            let count = parse_int(&buf[1..cr]).ok_or(ProtocolError::InvalidMultibulkLength)?;
+            if count > MAX_ARGS as i64 {
+                return Err(ProtocolError::InvalidMultibulkLength);
+            }
+            if cr + 1 >= buf.len() {
+                return Ok(Decoded::NeedMore { frame_len: None });
+            }
+            let end = cr + 2;
+            if count <= 0 {
+                // An empty command: Redis skips it.
+                return Ok(frame(end));
+            }
+            self.pos = end;
+            self.left = count as usize;
+        }
+        while self.left > 0 {
+            let at = self.pos;
+            let Some(&first) = buf.get(at) else {
+                return Ok(Decoded::NeedMore { frame_len: None });
+            };
+            if first != b'$' {
+                return Err(ProtocolError::ExpectedDollar(first));
+            }
+            let Some(cr) = find(buf, at + 1, b'\r') else {
+                if buf.len() - at > MAX_INLINE {
+                    return Err(ProtocolError::TooBigBulkCount);
+                }
+                return Ok(Decoded::NeedMore { frame_len: None });
+            };
+            if cr - at > MAX_INLINE {
+                return Err(ProtocolError::TooBigBulkCount);
+            }
+            let len = parse_int(&buf[at + 1..cr])
+                .filter(|&len| (0..=MAX_BULK as i64).contains(&len))
+                .ok_or(ProtocolError::InvalidBulkLength)?;
+            let end = cr + 2 + len as usize + 2;
+            if end > MAX_QUERY {
+                return Err(ProtocolError::TooBigQuery);
+            }
+            if end > buf.len() {
+                // The whole frame's length is known at its last argument.
+                let frame_len = (self.left == 1).then_some(end);
+                return Ok(Decoded::NeedMore { frame_len });
+            }
+            self.pos = end;
+            self.left -= 1;
+        }
+        let end = self.pos;
+        self.pos = 0;
+        Ok(frame(end))
+    }
+
+    fn inline(&mut self, buf: &[u8]) -> Result<Decoded, ProtocolError> {
+        let Some(newline) = find(buf, 0, b'\n') else {
+            if buf.len() > MAX_INLINE {
+                return Err(ProtocolError::TooBigInline);
+            }
+            return Ok(Decoded::NeedMore { frame_len: None });
+        };
+        if newline > MAX_INLINE {
+            return Err(ProtocolError::TooBigInline);
+        }
+        let line = &buf[..newline];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let mut words = Inline { line, at: 0 };
+        while let Some(word) = words.word() {
+            word?;
+        }
+        Ok(Decoded::Frame {
+            payload: 0..line.len(),
+            consumed: newline + 1,
+        })
+    }
+}
+
+fn frame(end: usize) -> Decoded {
+    Decoded::Frame {
+        payload: 0..end,
+        consumed: end,
+    }
+}
+
+fn find(buf: &[u8], from: usize, byte: u8) -> Option<usize> {
+    buf.get(from..)?
+        .iter()
+        .position(|&b| b == byte)
+        .map(|i| from + i)
+}
+
+impl Decoder for Resp {
+    type Error = ProtocolError;
+
+    fn decode(&mut self, buf: &[u8]) -> Result<Decoded, ProtocolError> {
+        let decoded = self.scan.command(buf)?;
+        if let Decoded::Frame { consumed, .. } = decoded {
+            // A look at the next command, from scratch: the scan's state
+            // stays the stream's.
+            let next = Scan::default().command(&buf[consumed..]);
+            self.more.set(matches!(next, Ok(Decoded::Frame { .. })));
+        }
+        Ok(decoded)
+    }
+}
+
+/// The words of an inline command: separated by spaces, a word in double
+/// quotes (where `\` escapes the next byte) or single quotes may hold
+/// spaces. Escapes are kept as they are (`"a\"b"` is the word `a\"b`):
+/// unlike Redis, this server does not decode them, so that a word is
+/// always a slice of the frame.
+struct Inline<'a> {
+    line: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Inline<'a> {
+    fn word(&mut self) -> Option<Result<&'a [u8], ProtocolError>> {
+        let line = self.line;
+        while self.at < line.len() && line[self.at].is_ascii_whitespace() {
+            self.at += 1;
+        }
+        let start = self.at;
+        let quote = *line.get(start)?;
+        if quote != b'"' && quote != b'\'' {
+            while self.at < line.len() && !line[self.at].is_ascii_whitespace() {
+                self.at += 1;
+            }
+            return Some(Ok(&line[start..self.at]));
+        }
+        let mut i = start + 1;
+        loop {
+            match line.get(i) {
+                None => {
+                    self.at = line.len();
+                    return Some(Err(ProtocolError::UnbalancedQuotes));
+                }
+                Some(b'\\') if i + 1 < line.len() => i += 2,
+                Some(&b) if b == quote => break,
+                Some(_) => i += 1,
+            }
+        }
+        // The closing quote must end the word.
+        if line.get(i + 1).is_some_and(|b| !b.is_ascii_whitespace()) {
+            self.at = line.len();
+            return Some(Err(ProtocolError::UnbalancedQuotes));
+        }
+        self.at = i + 1;
+        Some(Ok(&line[start + 1..i]))
+    }
+}
+
+/// The arguments of a command, read from a frame of [`Resp`] as they are
+/// iterated: no allocation, whatever their number.
+#[derive(Debug, Clone)]
+pub(crate) struct Args<'a> {
+    frame: &'a [u8],
+    at: usize,
+    /// Multibulk: the arguments left; inline: `usize::MAX`.
+    left: usize,
+}
+
+impl<'a> Args<'a> {
+    /// The arguments of `frame`, a payload [`Resp`] cut.
+    pub(crate) fn new(frame: &'a [u8]) -> Args<'a> {
+        if frame.first() == Some(&b'*') {
+            let cr = find(frame, 1, b'\r').unwrap_or(frame.len());
+            let count = parse_int(&frame[1..cr]).unwrap_or(0).max(0);
+            Args {
+                frame,
+                at: cr + 2,
+                left: count as usize,
+            }
+        } else {
+            Args {
+                frame,
+                at: 0,
+                left: usize::MAX,
+            }
+        }
+    }
+
+    /// How many arguments are left.
+    pub(crate) fn len(&self) -> usize {
+        if self.left == usize::MAX {
+            self.clone().count()
+        } else {
+            self.left
+        }
+    }
+
+    /// Whether no argument is left.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<'a> Iterator for Args<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.left == usize::MAX {
+            let mut words = Inline {
+                line: self.frame,
+                at: self.at,
+            };
+            let word = words.word().and_then(Result::ok);
+            self.at = words.at;
+            return word;
+        }
+        if self.left == 0 {
+            return None;
+        }
+        let cr = find(self.frame, self.at, b'\r')?;
+        let len = parse_int(self.frame.get(self.at + 1..cr)?)? as usize;
+        let start = cr + 2;
+        let arg = self.frame.get(start..start + len)?;
+        self.at = start + len + 2;
+        self.left -= 1;
+        Some(arg)
+    }
+}
+
+/// Appends `+text\r\n`.
+pub(crate) fn simple(out: &mut Vec<u8>, text: &str) {
+    out.push(b'+');
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `-text\r\n` (`text` starts with its code: `ERR ...`); a line
+/// end in it becomes a space, as Redis does.
+pub(crate) fn error(out: &mut Vec<u8>, text: &str) {
+    out.push(b'-');
+    out.extend(
+        text.bytes()
+            .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+    );
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `:n\r\n`.
+pub(crate) fn integer(out: &mut Vec<u8>, n: i64) {
+    let _ = write!(out, ":{n}\r\n");
+}
+
+/// Appends a bulk string.
+pub(crate) fn bulk(out: &mut Vec<u8>, bytes: &[u8]) {
+    let _ = write!(out, "${}\r\n", bytes.len());
+    out.extend_from_slice(bytes);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends the nil bulk string, `$-1\r\n`.
+pub(crate) fn nil(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"$-1\r\n");
+}
+
+/// Appends the header of an array of `n` elements.
+pub(crate) fn array(out: &mut Vec<u8>, n: usize) {
+    let _ = write!(out, "*{n}\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_integers_as_redis() {
+        assert_eq!(parse_int(b"0"), Some(0));
+        assert_eq!(parse_int(b"-12"), Some(-12));
+        assert_eq!(parse_int(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_int(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            &b""[..],
+            b"-",
+            b"01",
+            b"+1",
+            b" 1",
+            b"-0",
+            b"9223372036854775808",
+        ] {
+            assert_eq!(parse_int(bad), None, "{bad:?}");
+        }
+    }
+}
