@@ -19,13 +19,16 @@ if ((${#need_components[@]})); then
 fi
 
 # Real clients (and reference servers) for the tests that drive the examples
-# with them (tests/real_clients.rs, tests/kv_real_clients.rs and the like): required here, so a missing
+# with them (tests/real_clients.rs, tests/kv_real_clients.rs,
+# tests/http_real_clients.rs and the like): required here, so a missing
 # one fails the suite instead of skipping those tests. A command each, with
 # the Debian package that has it.
 declare -A client_pkg=(
     [socat]=socat
     [redis-cli]=redis-tools
     [redis-benchmark]=redis-tools
+    [curl]=curl
+    [wrk]=wrk
 )
 missing_pkgs=()
 for cmd in "${!client_pkg[@]}"; do
