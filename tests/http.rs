@@ -616,3 +616,37 @@ fn dates_are_imf_fixdates() {
         );
     }
 }
+
+/// The example as a program: `--help`, a bad argument (exit 2 with the
+/// usage), and the line that says where it listens.
+#[test]
+fn the_binary_answers_help_and_bad_arguments() {
+    use std::process::Command;
+    use util::harness::{example_binary, output_within};
+
+    let out = output_within(Command::new(example_binary("http")).arg("--help"));
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("usage: http"));
+    let out = output_within(Command::new(example_binary("http")).args(["--port", "x"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("usage: http"));
+}
+
+/// `http --port 0` says where it listens, serves, and on SIGTERM stops
+/// gracefully: exit 0 and its counts, after closing its connections.
+#[test]
+fn the_binary_serves_and_stops_gracefully_on_sigterm() {
+    let server = util::example::Server::start("http", "warn");
+    let mut conn = TcpStream::connect(server.addr()).unwrap();
+    conn.set_read_timeout(Some(LIMIT)).unwrap();
+    conn.write_all(b"GET /json HTTP/1.1\r\n\r\n").unwrap();
+    let mut r = BufReader::new(conn);
+    let response = Response::read(&mut r, false).unwrap();
+    assert_eq!(response.body, br#"{"message":"Hello, World!"}"#);
+    // SIGTERM (Unix; killed on Windows), then the exit and the counts; the
+    // keep-alive connection is closed by the stop.
+    server.stop_saying("http: stopped after 1 connections, 1 requests");
+    if cfg!(unix) {
+        assert_closed(r);
+    }
+}
