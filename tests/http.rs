@@ -227,6 +227,19 @@ fn head_has_the_headers_of_get_and_no_body() {
     assert_eq!(get.body, br#"{"message":"Hello, World!"}"#);
     let (head, _) = one(&server, b"HEAD /json HTTP/1.1\r\n\r\n");
     assert_eq!(head.header("content-length"), Some("27"));
+    // Errors too: a HEAD gets their headers and no body.
+    let mut conn = server.connect();
+    conn.write_all(b"HEAD /nope HTTP/1.1\r\n\r\nHEAD /echo HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+        .unwrap();
+    let mut r = BufReader::new(conn);
+    let head = Response::read(&mut r, true).unwrap();
+    assert_eq!(head.status, "HTTP/1.1 404 Not Found");
+    assert_eq!(head.header("content-length"), Some("10"));
+    let head = Response::read(&mut r, true).unwrap();
+    assert_eq!(head.status, "HTTP/1.1 405 Method Not Allowed");
+    assert_eq!(head.header("allow"), Some("POST"));
+    let get = Response::read(&mut r, false).unwrap();
+    assert_eq!(get.body, b"Hello, World!");
 }
 
 #[test]

@@ -176,6 +176,7 @@ fn answer(request: &Request<'_>, frame: &[u8], io: &mut StreamIo<'_, '_, Shared>
     let head_only = request.method == "HEAD";
     let path = request.target.split('?').next().unwrap_or("");
     let mut r = Response::new(persistent, request.minor, &io.cx.state.date);
+    r.head_only = head_only;
     let mut body: &[u8] = b"";
     match (request.method, path) {
         (m, _) if !METHODS.contains(&m) => {
@@ -204,7 +205,7 @@ fn answer(request: &Request<'_>, frame: &[u8], io: &mut StreamIo<'_, '_, Shared>
         ),
         _ => r.error(404, b"Not Found", b"", b"not found"),
     }
-    r.send(if head_only { b"" } else { body }, io);
+    r.send(body, io);
 }
 
 /// `POST /echo`: the body back, decoded if it came chunked.
@@ -254,6 +255,8 @@ struct Response {
     buf: [u8; OUT_LEN],
     len: usize,
     persistent: bool,
+    /// A response to a HEAD: the headers of a GET, never a body.
+    head_only: bool,
     minor: u8,
     date: [u8; crate::date::DATE_LEN],
 }
@@ -264,6 +267,7 @@ impl Response {
             buf: [0; OUT_LEN],
             len: 0,
             persistent,
+            head_only: false,
             minor,
             date: *date.bytes(),
         }
@@ -333,18 +337,20 @@ impl Response {
         self.head(status, reason, b"text/plain", why.len() + 1);
         self.push(extra);
         self.push(b"\r\n");
-        self.push(why);
-        self.push(b"\n");
+        if !self.head_only {
+            self.push(why);
+            self.push(b"\n");
+        }
     }
 
     fn bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
 
-    /// Writes the response and `body`, with one call when the body fits
-    /// on the stack; closes after it unless persistent.
+    /// Writes the response and `body` (not for a HEAD), with one call when
+    /// the body fits on the stack; closes after it unless persistent.
     fn send(mut self, body: &[u8], io: &mut StreamIo<'_, '_, Shared>) {
-        if self.push(body) {
+        if self.head_only || self.push(body) {
             io.write(self.bytes());
         } else {
             io.write(self.bytes());
