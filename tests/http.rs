@@ -361,7 +361,7 @@ fn echo_returns_the_body_sent_with_a_length_or_chunked() {
 #[test]
 fn every_error_status() {
     let server = Server::start();
-    let cases: [(&[u8], &str); 12] = [
+    let cases: [(&[u8], &str); 13] = [
         (b"GET /nope HTTP/1.1\r\n\r\n", "HTTP/1.1 404 Not Found"),
         (
             b"POST / HTTP/1.1\r\n\r\n",
@@ -386,6 +386,10 @@ fn every_error_status() {
         ),
         (
             b"GET / HTTP/1.2\r\n\r\n",
+            "HTTP/1.1 505 HTTP Version Not Supported",
+        ),
+        (
+            b"\r\nGET / HTTP/3\r\n\r\n",
             "HTTP/1.1 505 HTTP Version Not Supported",
         ),
         (b"GET / HTTX/1.1\r\n\r\n", "HTTP/1.1 400 Bad Request"),

@@ -210,6 +210,9 @@ pub(crate) enum Parsed<'a> {
 /// The error for a version httparse refuses: 505 for a well-formed
 /// `HTTP/<digit>...` other than 1.0 and 1.1, 400 for anything else.
 fn version_error(buf: &[u8]) -> RequestError {
+    // Empty lines before the request line are allowed (and skipped).
+    let start = buf.iter().position(|&b| !matches!(b, b'\r' | b'\n'));
+    let buf = &buf[start.unwrap_or(buf.len())..];
     let line = buf.split(|&b| b == b'\n').next().unwrap_or(buf);
     let mut fields = line.splitn(3, |&b| b == b' ');
     let version = fields.nth(2).unwrap_or(b"");
