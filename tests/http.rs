@@ -559,7 +559,7 @@ fn a_huge_chunk_size_is_refused_from_its_digits() {
 
 #[test]
 fn the_codec_refuses_limits_from_the_bytes_that_announce_them() {
-    let mut codec = RequestCodec;
+    let mut codec = RequestCodec::new();
     let error = |r: Result<Decoded, RequestError>| r.unwrap_err().status;
     assert_eq!(
         codec.decode(b"GET / HTTP/1.1\r\n"),

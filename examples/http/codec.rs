@@ -15,10 +15,12 @@
 //! call (the head is at most 8 KiB), so however the input is cut it finds
 //! the same frames and the same errors.
 
+use std::cell::Cell;
 use std::error::Error;
 use std::fmt;
 use std::io;
 use std::ops::Range;
+use std::rc::Rc;
 
 use sockmux::{Decoded, Decoder};
 
@@ -370,18 +372,43 @@ pub(crate) fn chunks(body: &[u8]) -> impl Iterator<Item = &[u8]> + '_ {
 }
 
 /// Frames whole requests: the payload is the whole request, head and body.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct RequestCodec;
+///
+/// With each frame it also tells (through [`RequestCodec::next_ready`])
+/// whether the bytes after it hold another whole request, or one the codec
+/// will refuse: then the stream hands that on at once, and the handler can
+/// hold its answer back to write the answers of a pipelined batch together.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RequestCodec {
+    next_ready: Rc<Cell<bool>>,
+}
+
+impl RequestCodec {
+    /// A codec; no request seen yet.
+    pub(crate) fn new() -> RequestCodec {
+        RequestCodec::default()
+    }
+
+    /// Whether, after the last frame returned, another frame (or an error)
+    /// is already buffered: shared with the request handler.
+    pub(crate) fn next_ready(&self) -> Rc<Cell<bool>> {
+        self.next_ready.clone()
+    }
+}
 
 impl Decoder for RequestCodec {
     type Error = RequestError;
 
     fn decode(&mut self, buf: &[u8]) -> Result<Decoded, RequestError> {
         Ok(match parse(buf)? {
-            Parsed::Complete(request) => Decoded::Frame {
-                payload: 0..request.len,
-                consumed: request.len,
-            },
+            Parsed::Complete(request) => {
+                let rest = &buf[request.len..];
+                let next = !rest.is_empty() && !matches!(parse(rest), Ok(Parsed::NeedMore(_)));
+                self.next_ready.set(next);
+                Decoded::Frame {
+                    payload: 0..request.len,
+                    consumed: request.len,
+                }
+            }
             Parsed::NeedMore(frame_len) => Decoded::NeedMore { frame_len },
         })
     }

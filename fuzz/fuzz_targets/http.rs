@@ -31,7 +31,7 @@ struct Outcome {
 /// Feeds `input` in pieces of the sizes `sizes` gives, as a stream does,
 /// checking every answer against the contract and the limits.
 fn feed(input: &[u8], mut sizes: impl FnMut() -> usize) -> Outcome {
-    let mut codec = RequestCodec;
+    let mut codec = RequestCodec::new();
     let mut buf = Vec::new();
     let mut frames = Vec::new();
     let mut announced: Option<usize> = None;
