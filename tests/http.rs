@@ -315,6 +315,44 @@ fn sixteen_pipelined_requests_in_one_write_get_sixteen_answers_in_order() {
     assert_closed(r);
 }
 
+/// Thousands of pipelined requests (about 700 KiB of answers, more than
+/// the stream queues before it pauses reading): every answer, in order,
+/// then the close asked for.
+#[test]
+fn a_long_pipeline_is_answered_in_order() {
+    let server = Server::start();
+    let conn = server.connect();
+    let mut requests = Vec::new();
+    for i in 0..5000 {
+        requests.extend_from_slice(match i % 3 {
+            0 => b"GET / HTTP/1.1\r\n\r\n".as_slice(),
+            1 => b"GET /json HTTP/1.1\r\n\r\n".as_slice(),
+            _ => b"POST /echo HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc".as_slice(),
+        });
+    }
+    requests.extend_from_slice(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+    let writer = {
+        let mut conn = conn.try_clone().unwrap();
+        std::thread::spawn(move || conn.write_all(&requests))
+    };
+    // Read while the writer writes (so that neither side's buffers can
+    // block both): the answers come faster than a BufReader takes them.
+    let mut r = BufReader::new(conn);
+    for i in 0..5000 {
+        let response = Response::read(&mut r, false).unwrap();
+        let want: &[u8] = match i % 3 {
+            0 => b"Hello, World!",
+            1 => br#"{"message":"Hello, World!"}"#,
+            _ => b"abc",
+        };
+        assert_eq!(response.body, want, "response {i}");
+    }
+    let last = Response::read(&mut r, false).unwrap();
+    assert_eq!(last.header("connection"), Some("close"));
+    assert_closed(r);
+    writer.join().unwrap().unwrap();
+}
+
 #[test]
 fn echo_returns_the_body_sent_with_a_length_or_chunked() {
     let server = Server::start();

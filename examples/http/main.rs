@@ -9,7 +9,8 @@
 //!   for other methods on these, 501 for unknown methods.
 //! * Keep-alive (the HTTP/1.1 default; HTTP/1.0 with
 //!   `Connection: keep-alive`), `Connection: close` honoured, pipelining
-//!   (answers in order), idle connections closed after 30 s.
+//!   (the answers to a batch of requests read together are written
+//!   together, in order), idle connections closed after 30 s.
 //! * Every response has `Server`, `Date` and `Content-Length`; the `Date`
 //!   is formatted once per second by a timer of the listener, shared by
 //!   all. A `GET /` is answered without a heap allocation.
