@@ -1,6 +1,7 @@
-//! What the server examples (`tcp_echo`, `udp_echo`, `chat`) share: the
-//! command line `[--addr ADDR] [--port PORT] [--help]`, logging, and the
-//! exit codes (0 when done, 1 on an error, 2 for a bad command line).
+//! What the server examples (`tcp_echo`, `udp_echo`, `chat`, `kv`, `http`)
+//! share: the command line `[--addr ADDR] [--port PORT] [--help]`,
+//! logging, and the exit codes (0 when done, 1 on an error, 2 for a bad
+//! command line).
 
 use std::io;
 use std::process::ExitCode;
