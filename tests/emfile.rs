@@ -10,7 +10,10 @@
 //! `accept failed` warning per attempt, `pause over` and `a descriptor came
 //! back` when the listener resumes, `connected` and `closed` per connection;
 //! and through the bytes the clients get back and the count the server
-//! prints when it stops.
+//! prints when it stops. The other examples with a listener (`chat`, `kv`,
+//! `http`) are run the same way: served until an accept fails, no more
+//! than a failure per pause while out of descriptors, and the client
+//! waiting in the backlog served once another leaves.
 //!
 //! Its own test binary with its own `main`: it counts the server's log lines
 //! over a window of time, which is best done with no other test running.
@@ -22,6 +25,8 @@ fn main() {
     util::harness::run_tests(util::harness::tests![unix:
         waiting_connections_are_accepted_once_descriptors_free_up,
         chat_pauses_out_of_descriptors_and_lets_a_waiting_member_in,
+        kv_pauses_out_of_descriptors_and_serves_a_waiting_client,
+        http_pauses_out_of_descriptors_and_serves_a_waiting_client,
     ]);
     // Windows has no per-process descriptor limit to run out of.
     #[cfg(not(unix))]
@@ -337,5 +342,125 @@ mod unix {
         assert!(greeting.contains("others here"), "{greeting:?}");
         drop(members);
         server.stop();
+    }
+
+    /// Sends one request and reads the whole reply the protocol promises;
+    /// fails on a short or different reply.
+    type Probe = fn(&mut TcpStream) -> io::Result<()>;
+
+    /// A RESP `PING`, answered `+PONG`.
+    fn ping(stream: &mut TcpStream) -> io::Result<()> {
+        stream.write_all(b"*1\r\n$4\r\nPING\r\n")?;
+        let mut back = [0; 7];
+        stream.read_exact(&mut back)?;
+        if &back != b"+PONG\r\n" {
+            return Err(io::Error::other(format!("{back:?}")));
+        }
+        Ok(())
+    }
+
+    /// An HTTP `GET /`, answered `Hello, World!` (read up to its end).
+    fn get(stream: &mut TcpStream) -> io::Result<()> {
+        stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")?;
+        let mut got = Vec::new();
+        let mut buf = [0; 1024];
+        while !got.ends_with(b"Hello, World!") {
+            let n = stream.read(&mut buf)?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        if !got.starts_with(b"HTTP/1.1 200 ") {
+            return Err(io::Error::other(String::from_utf8_lossy(&got).into_owned()));
+        }
+        Ok(())
+    }
+
+    /// A protocol example out of descriptors: clients are served until an
+    /// accept fails with `EMFILE`; then the acceptor pauses (at most a
+    /// failure per pause in the window, no spin), and when a client leaves,
+    /// the one waiting in the backlog is served.
+    fn pauses_out_of_descriptors(name: &str, probe: Probe) {
+        let mut server = spawn_limited(name, &format!("{name}=info,sockmux_responder=debug"));
+        let addr = server.addr();
+        let mut served = Vec::new();
+        // Each new client's request runs on a thread of its own: it is
+        // answered if the client was accepted, and waits in the backlog
+        // otherwise, while the log says why.
+        let (waiting, failure) = 'clients: loop {
+            assert!(
+                served.len() < DESCRIPTORS as usize,
+                "{} clients served under a limit of {DESCRIPTORS} descriptors",
+                served.len()
+            );
+            let (tx, rx) = std::sync::mpsc::channel();
+            let mut c = client(addr);
+            std::thread::spawn(move || {
+                let result = probe(&mut c).map(|()| c);
+                let _ = tx.send(result);
+            });
+            let deadline = Instant::now() + LIMIT;
+            loop {
+                match rx.try_recv() {
+                    Ok(result) => {
+                        served.push(result.expect("a served client's reply"));
+                        continue 'clients;
+                    }
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => panic!("the probe died"),
+                    Err(std::sync::mpsc::TryRecvError::Empty) => {}
+                }
+                let lines = server.log().during(Duration::from_millis(20));
+                if let Some(line) = lines.into_iter().find(|l| is_failure(l)) {
+                    break 'clients (rx, line);
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "client {} neither served nor refused: {}",
+                    served.len() + 1,
+                    server.log().tail()
+                );
+            }
+        };
+        let starved_since = Instant::now();
+        assert!(
+            failure.contains(&format!("(os error {})", libc::EMFILE)),
+            "not out of descriptors: {failure}"
+        );
+        let pause = pause_of(&failure);
+        let lines = server
+            .log()
+            .during(STARVED.saturating_sub(starved_since.elapsed()));
+        let starved = starved_since.elapsed();
+        let failures = 1 + lines.iter().filter(|l| is_failure(l)).count();
+        println!(
+            "emfile: {name} with {} clients out of descriptors: {failures} accept failures in \
+             {starved:?} (pauses of {pause:?})",
+            served.len()
+        );
+        let allowed = 2 * (starved.as_nanos() / pause.as_nanos() + 1) as usize;
+        assert!(
+            failures <= allowed,
+            "{name} spins out of descriptors: {failures} accept failures in {starved:?}, \
+             where pauses of {pause:?} allow {allowed}"
+        );
+        // A client leaves: the waiting one is accepted and answered.
+        drop(served.pop());
+        waiting
+            .recv_timeout(LIMIT)
+            .expect("the waiting client answered")
+            .expect("a reply");
+        drop(served);
+        server.stop();
+    }
+
+    /// `kv` out of descriptors: see [`pauses_out_of_descriptors`].
+    pub(crate) fn kv_pauses_out_of_descriptors_and_serves_a_waiting_client() {
+        pauses_out_of_descriptors("kv", ping);
+    }
+
+    /// `http` out of descriptors: see [`pauses_out_of_descriptors`].
+    pub(crate) fn http_pauses_out_of_descriptors_and_serves_a_waiting_client() {
+        pauses_out_of_descriptors("http", get);
     }
 }
