@@ -19,7 +19,7 @@
 use std::cell::Cell;
 use std::error::Error;
 use std::fmt;
-use std::io::{self, Write as _};
+use std::io;
 use std::rc::Rc;
 
 use sockmux::{Decoded, Decoder};
@@ -129,6 +129,8 @@ pub(crate) fn parse_int(s: &[u8]) -> Option<i64> {
 pub(crate) struct Resp {
     scan: Scan,
     more: Rc<Cell<bool>>,
+    /// The next command, found whole by the look-ahead.
+    ahead: Option<Decoded>,
 }
 
 impl Resp {
@@ -266,12 +268,23 @@ impl Decoder for Resp {
     type Error = ProtocolError;
 
     fn decode(&mut self, buf: &[u8]) -> Result<Decoded, ProtocolError> {
-        let decoded = self.scan.command(buf)?;
+        // The next call's buffer starts where the last frame ended (the
+        // decoder's contract), so a command found by the look-ahead is
+        // handed on without a second scan.
+        let decoded = match self.ahead.take() {
+            Some(frame) => frame,
+            None => self.scan.command(buf)?,
+        };
         if let Decoded::Frame { consumed, .. } = decoded {
             // A look at the next command, from scratch: the scan's state
             // stays the stream's.
-            let next = Scan::default().command(&buf[consumed..]);
-            self.more.set(matches!(next, Ok(Decoded::Frame { .. })));
+            match Scan::default().command(&buf[consumed..]) {
+                Ok(next @ Decoded::Frame { .. }) => {
+                    self.ahead = Some(next);
+                    self.more.set(true);
+                }
+                _ => self.more.set(false),
+            }
         }
         Ok(decoded)
     }
@@ -414,14 +427,38 @@ pub(crate) fn error(out: &mut Vec<u8>, text: &str) {
 
 /// Appends `:n\r\n`.
 pub(crate) fn integer(out: &mut Vec<u8>, n: i64) {
-    let _ = write!(out, ":{n}\r\n");
+    header(out, b':', n.is_negative(), n.unsigned_abs());
 }
 
 /// Appends a bulk string.
 pub(crate) fn bulk(out: &mut Vec<u8>, bytes: &[u8]) {
-    let _ = write!(out, "${}\r\n", bytes.len());
+    header(out, b'$', false, bytes.len() as u64);
     out.extend_from_slice(bytes);
     out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `prefix`, the number (`-` first if `negative`) in decimal and
+/// `\r\n`, without the formatting machinery (a reply's header is written
+/// for every command).
+fn header(out: &mut Vec<u8>, prefix: u8, negative: bool, mut n: u64) {
+    let mut digits = [0u8; 24];
+    let mut at = digits.len() - 2;
+    digits[at..].copy_from_slice(b"\r\n");
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if negative {
+        at -= 1;
+        digits[at] = b'-';
+    }
+    at -= 1;
+    digits[at] = prefix;
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// Appends the nil bulk string, `$-1\r\n`.
@@ -431,7 +468,7 @@ pub(crate) fn nil(out: &mut Vec<u8>) {
 
 /// Appends the header of an array of `n` elements.
 pub(crate) fn array(out: &mut Vec<u8>, n: usize) {
-    let _ = write!(out, "*{n}\r\n");
+    header(out, b'*', false, n as u64);
 }
 
 #[cfg(test)]
