@@ -380,6 +380,10 @@ pub(crate) fn chunks(body: &[u8]) -> impl Iterator<Item = &[u8]> + '_ {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RequestCodec {
     next_ready: Rc<Cell<bool>>,
+    /// The length of the next request, found whole by the look-ahead: the
+    /// next call's buffer starts with it (the decoder's contract), so it is
+    /// handed on without parsing it again.
+    ahead: Option<usize>,
 }
 
 impl RequestCodec {
@@ -399,17 +403,30 @@ impl Decoder for RequestCodec {
     type Error = RequestError;
 
     fn decode(&mut self, buf: &[u8]) -> Result<Decoded, RequestError> {
-        Ok(match parse(buf)? {
-            Parsed::Complete(request) => {
-                let rest = &buf[request.len..];
-                let next = !rest.is_empty() && !matches!(parse(rest), Ok(Parsed::NeedMore(_)));
-                self.next_ready.set(next);
-                Decoded::Frame {
-                    payload: 0..request.len,
-                    consumed: request.len,
+        let len = match self.ahead.take() {
+            Some(len) => len,
+            None => match parse(buf)? {
+                Parsed::Complete(request) => request.len,
+                Parsed::NeedMore(frame_len) => return Ok(Decoded::NeedMore { frame_len }),
+            },
+        };
+        let rest = &buf[len..];
+        let next = if rest.is_empty() {
+            false
+        } else {
+            match parse(rest) {
+                Ok(Parsed::Complete(request)) => {
+                    self.ahead = Some(request.len);
+                    true
                 }
+                Ok(Parsed::NeedMore(_)) => false,
+                Err(_) => true,
             }
-            Parsed::NeedMore(frame_len) => Decoded::NeedMore { frame_len },
+        };
+        self.next_ready.set(next);
+        Ok(Decoded::Frame {
+            payload: 0..len,
+            consumed: len,
         })
     }
 }
