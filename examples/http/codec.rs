@@ -15,7 +15,7 @@
 //! call (the head is at most 8 KiB), so however the input is cut it finds
 //! the same frames and the same errors.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::error::Error;
 use std::fmt;
 use std::io;
@@ -107,6 +107,58 @@ impl Request<'_> {
     /// `Connection: keep-alive`.
     pub(crate) fn persistent(&self) -> bool {
         !self.close && (self.minor == 1 || self.keep_alive)
+    }
+}
+
+/// A parsed request as offsets into its frame: what the codec found,
+/// handed to the handler so that it does not parse the head again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Head {
+    method: Range<usize>,
+    target: Range<usize>,
+    minor: u8,
+    close: bool,
+    keep_alive: bool,
+    body: Body,
+    len: usize,
+}
+
+impl Head {
+    /// The head of `request`, parsed from `buf` (its offsets are from the
+    /// start of `buf`).
+    fn of(request: &Request<'_>, buf: &[u8]) -> Head {
+        let base = buf.as_ptr() as usize;
+        let range = |s: &str| {
+            let start = s.as_ptr() as usize - base;
+            start..start + s.len()
+        };
+        Head {
+            method: range(request.method),
+            target: range(request.target),
+            minor: request.minor,
+            close: request.close,
+            keep_alive: request.keep_alive,
+            body: request.body.clone(),
+            len: request.len,
+        }
+    }
+
+    /// The request again, borrowed from `frame`, the bytes it was parsed
+    /// from; `None` if `frame` is not those bytes.
+    pub(crate) fn request<'a>(&self, frame: &'a [u8]) -> Option<Request<'a>> {
+        if frame.len() != self.len {
+            return None;
+        }
+        let text = |r: &Range<usize>| std::str::from_utf8(frame.get(r.clone())?).ok();
+        Some(Request {
+            method: text(&self.method)?,
+            target: text(&self.target)?,
+            minor: self.minor,
+            close: self.close,
+            keep_alive: self.keep_alive,
+            body: self.body.clone(),
+            len: self.len,
+        })
     }
 }
 
@@ -380,10 +432,12 @@ pub(crate) fn chunks(body: &[u8]) -> impl Iterator<Item = &[u8]> + '_ {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RequestCodec {
     next_ready: Rc<Cell<bool>>,
-    /// The length of the next request, found whole by the look-ahead: the
-    /// next call's buffer starts with it (the decoder's contract), so it is
-    /// handed on without parsing it again.
-    ahead: Option<usize>,
+    /// The head of the frame just returned, for the handler.
+    parsed: Rc<RefCell<Option<Head>>>,
+    /// The next request, found whole by the look-ahead: the next call's
+    /// buffer starts with it (the decoder's contract), so it is handed on
+    /// without parsing it again.
+    ahead: Option<Head>,
 }
 
 impl RequestCodec {
@@ -397,26 +451,34 @@ impl RequestCodec {
     pub(crate) fn next_ready(&self) -> Rc<Cell<bool>> {
         self.next_ready.clone()
     }
+
+    /// The head of the frame just returned (taken by the handler): shared
+    /// with the request handler, which then does not parse it again.
+    pub(crate) fn parsed(&self) -> Rc<RefCell<Option<Head>>> {
+        self.parsed.clone()
+    }
 }
 
 impl Decoder for RequestCodec {
     type Error = RequestError;
 
     fn decode(&mut self, buf: &[u8]) -> Result<Decoded, RequestError> {
-        let len = match self.ahead.take() {
-            Some(len) => len,
+        let head = match self.ahead.take() {
+            Some(head) => head,
             None => match parse(buf)? {
-                Parsed::Complete(request) => request.len,
+                Parsed::Complete(request) => Head::of(&request, buf),
                 Parsed::NeedMore(frame_len) => return Ok(Decoded::NeedMore { frame_len }),
             },
         };
+        let len = head.len;
+        *self.parsed.borrow_mut() = Some(head);
         let rest = &buf[len..];
         let next = if rest.is_empty() {
             false
         } else {
             match parse(rest) {
                 Ok(Parsed::Complete(request)) => {
-                    self.ahead = Some(request.len);
+                    self.ahead = Some(Head::of(&request, rest));
                     true
                 }
                 Ok(Parsed::NeedMore(_)) => false,

@@ -10,7 +10,7 @@
 //! each connection allocates once, when it first pipelines) and written
 //! together.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::ToSocketAddrs;
 use std::rc::Rc;
@@ -22,7 +22,7 @@ use sockmux::{
     StreamIo, TimerId, Token,
 };
 
-use crate::codec::{chunks, parse, Body, Parsed, Request, RequestCodec, RequestError};
+use crate::codec::{chunks, parse, Body, Head, Parsed, Request, RequestCodec, RequestError};
 use crate::date::CachedDate;
 
 /// The `Server` header's value.
@@ -78,7 +78,7 @@ pub(crate) fn listen(
         cx.state.connections += 1;
         debug!("{t}: connected");
         let codec = RequestCodec::new();
-        let conn = Conn::new(codec.next_ready());
+        let conn = Conn::new(codec.next_ready()).with_parsed(codec.parsed());
         Stream::new(codec, conn).idle_timeout(Idle::Read, idle)
     });
     dispatcher.sockets().listen_tcp(
@@ -146,6 +146,9 @@ pub(crate) struct Conn {
     /// Answers held back, not written yet (no memory until a connection
     /// pipelines).
     batch: Vec<u8>,
+    /// The head the codec parsed for the frame it hands on, if it shares
+    /// it ([`Conn::with_parsed`]): then the head is not parsed again.
+    parsed: Option<Rc<RefCell<Option<Head>>>>,
 }
 
 /// The most bytes of answers held back before they are written.
@@ -158,7 +161,15 @@ impl Conn {
         Conn {
             next_ready,
             batch: Vec::new(),
+            parsed: None,
         }
+    }
+
+    /// Takes each request's head from the codec that parsed it
+    /// ([`RequestCodec::parsed`]).
+    pub(crate) fn with_parsed(mut self, parsed: Rc<RefCell<Option<Head>>>) -> Conn {
+        self.parsed = Some(parsed);
+        self
     }
 
     /// Writes the answers held back.
@@ -192,6 +203,11 @@ impl Conn {
 impl Protocol<Shared> for Conn {
     fn frame(&mut self, frame: &[u8], io: &mut StreamIo<'_, '_, Shared>) {
         io.cx.state.requests += 1;
+        // The codec's parse of this frame, when it handed it on.
+        let parsed = self.parsed.as_ref().and_then(|p| p.borrow_mut().take());
+        if let Some(request) = parsed.as_ref().and_then(|head| head.request(frame)) {
+            return answer(&request, frame, self, io);
+        }
         match parse(frame) {
             Ok(Parsed::Complete(request)) => answer(&request, frame, self, io),
             // The codec framed it: it parses whole. Never panic on it.
