@@ -68,6 +68,13 @@ if [[ ! -f $WINEPREFIX/system.reg ]]; then
     wineserver -w
 fi
 
+# One wineserver for the whole leg, kept until the leg ends: without it the
+# server exits a moment after its last client, and a test program that
+# starts just then (doctests start many at once) fails with "wine client
+# error: recvmsg: Connection reset by peer" before running anything.
+wineserver -p
+trap 'wineserver -k 2>/dev/null || true' EXIT
+
 # Rust 1.78+ links every Windows program against bcryptprimitives.dll
 # (ProcessPrng); wine has it from 8.13 on. Older wine (Debian 12: 8.0) gets
 # the project's stand-in, or every test program exits with status 53.
