@@ -17,27 +17,9 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 
 mod util;
+use util::clients::have;
 use util::example::Server;
 use util::{pattern, LIMIT};
-
-/// Whether `cmd` can be run (`cmd --version`); panics if it cannot and CI
-/// requires it.
-fn have(cmd: &str) -> bool {
-    let found = Command::new(cmd)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success() || cmd == "wrk"); // wrk --version exits 1
-    if !found {
-        assert!(
-            std::env::var_os("SOCKMUX_REQUIRE_REAL_CLIENTS").is_none(),
-            "{cmd} is required (SOCKMUX_REQUIRE_REAL_CLIENTS is set) but cannot be run"
-        );
-        eprintln!("skipped: {cmd} is not installed (ci/test.sh installs it)");
-    }
-    found
-}
 
 /// Runs `cmd` to its end with `stdin` on its standard input; its output.
 /// Fails the test unless it succeeds within [`LIMIT`] (a bound for a hang;
@@ -118,7 +100,7 @@ impl Drop for TempFile {
 
 #[test]
 fn curl_gets_every_status() {
-    if !have("curl") {
+    if !have("curl", "--version") {
         return;
     }
     let server = Server::start("http", "warn");
@@ -164,7 +146,7 @@ fn curl_gets_every_status() {
 
 #[test]
 fn curl_head_has_headers_and_no_body() {
-    if !have("curl") {
+    if !have("curl", "--version") {
         return;
     }
     let server = Server::start("http", "warn");
@@ -180,7 +162,7 @@ fn curl_head_has_headers_and_no_body() {
 
 #[test]
 fn curl_chunked_upload_is_echoed() {
-    if !have("curl") {
+    if !have("curl", "--version") {
         return;
     }
     let server = Server::start("http", "warn");
@@ -199,7 +181,7 @@ fn curl_chunked_upload_is_echoed() {
 
 #[test]
 fn curl_reuses_the_connection_for_two_urls() {
-    if !have("curl") {
+    if !have("curl", "--version") {
         return;
     }
     let server = Server::start("http", "warn");
@@ -249,7 +231,7 @@ end
 
 #[test]
 fn wrk_gets_only_200s() {
-    if !have("wrk") {
+    if !have("wrk", "--version") {
         return;
     }
     let server = Server::start("http", "warn");

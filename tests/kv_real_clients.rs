@@ -10,29 +10,12 @@
 //! only, as tests/real_clients.rs.
 #![cfg(unix)]
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 mod util;
+use util::clients::have;
 use util::example::Server;
 use util::harness::output_within;
-
-/// Whether `tool` can be run; panics if it cannot and CI requires it.
-fn have(tool: &str) -> bool {
-    let found = Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            std::env::var_os("SOCKMUX_REQUIRE_REAL_CLIENTS").is_none(),
-            "{tool} is required (SOCKMUX_REQUIRE_REAL_CLIENTS is set) but cannot be run"
-        );
-        eprintln!("skipped: {tool} is not installed (ci/test.sh installs redis-tools)");
-    }
-    found
-}
 
 /// Each command as typed at `redis-cli`, and what it prints for the reply
 /// (`--no-raw`: as on a terminal), as redis-server 7.0 prints them;
@@ -85,7 +68,7 @@ const SESSION: &[(&str, &str)] = &[
 
 #[test]
 fn redis_cli_runs_every_command() {
-    if !have("redis-cli") {
+    if !have("redis-cli", "--version") {
         return;
     }
     let server = Server::start("kv", "warn");
@@ -133,7 +116,7 @@ fn redis_cli_runs_every_command() {
 
 #[test]
 fn redis_benchmark_runs_without_errors() {
-    if !have("redis-benchmark") {
+    if !have("redis-benchmark", "--version") {
         return;
     }
     let server = Server::start("kv", "warn");

@@ -15,26 +15,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 mod util;
+use util::clients::have;
 use util::example::{Killed, Log, Server};
 use util::{pattern, LIMIT};
-
-/// Whether socat can be run; panics if it cannot and CI requires it.
-fn have_socat() -> bool {
-    let found = Command::new("socat")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            std::env::var_os("SOCKMUX_REQUIRE_REAL_CLIENTS").is_none(),
-            "socat is required (SOCKMUX_REQUIRE_REAL_CLIENTS is set) but cannot be run"
-        );
-        eprintln!("skipped: socat is not installed (ci/test.sh installs it)");
-    }
-    found
-}
 
 /// Starts an example on port 0; returns it and the address it printed.
 fn start_example(name: &str) -> (Server, String) {
@@ -71,7 +54,7 @@ fn wait_for_exit(mut child: Killed) {
 
 #[test]
 fn socat_gets_one_mib_back_from_tcp_echo_then_the_end() {
-    if !have_socat() {
+    if !have("socat", "-V") {
         return;
     }
     let (_server, addr) = start_example("tcp_echo");
@@ -102,7 +85,7 @@ fn socat_gets_one_mib_back_from_tcp_echo_then_the_end() {
 
 #[test]
 fn socat_datagrams_come_back_from_udp_echo() {
-    if !have_socat() {
+    if !have("socat", "-V") {
         return;
     }
     let (_server, addr) = start_example("udp_echo");
@@ -128,7 +111,7 @@ fn socat_datagrams_come_back_from_udp_echo() {
 
 #[test]
 fn two_socats_chat_through_the_chat_example() {
-    if !have_socat() {
+    if !have("socat", "-V") {
         return;
     }
     let (_server, addr) = start_example("chat");

@@ -12,6 +12,8 @@
 //!   examples' binaries, child processes with a deadline;
 //! - [`example`]: a server example run as a child process, its address, its
 //!   log read with deadlines, its graceful stop and last lines;
+//! - [`clients`]: whether a real client (socat, redis-cli, curl, wrk, ...)
+//!   is installed, and whether CI requires it;
 //! - [`alloc`]: the counting allocator of the zero-allocation tests (also
 //!   used by `crates/bench/tests/alloc.rs`, by `#[path]`);
 //! - [`rlimit`] (Unix): `RLIMIT_NOFILE` (also used by the bench crate, by
@@ -25,6 +27,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod alloc;
+pub(crate) mod clients;
 pub(crate) mod example;
 pub(crate) mod harness;
 #[cfg(unix)]
