@@ -330,6 +330,33 @@ pub fn fairness(
     FairnessReport::parse(stdout.lines().last().unwrap_or(""))
 }
 
+/// The workspace's root directory (where `cargo build` runs).
+#[must_use]
+pub fn workspace_root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Runs `cargo build ARGS` in the workspace, into the target directory of
+/// the running binary (`bin_dir`) and in its profile; whether it
+/// succeeded.
+#[must_use]
+pub fn cargo_build(bin_dir: &Path, args: &[&str]) -> bool {
+    let Some(target_dir) = bin_dir.parent() else {
+        return false;
+    };
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root())
+        .arg("build")
+        .args(args)
+        .arg("--target-dir")
+        .arg(target_dir);
+    if bin_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    cmd.status().is_ok_and(|s| s.success())
+}
+
 #[cfg(test)]
 mod tests {
     use super::find_addr;

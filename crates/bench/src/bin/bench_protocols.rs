@@ -32,7 +32,7 @@ mod unix {
         wrk_command, wrk_pipeline_script,
     };
     use sockmux_bench::report::median;
-    use sockmux_bench::runner::{self, Contender, Launch, Running};
+    use sockmux_bench::runner::{self, cargo_build, workspace_root, Contender, Launch, Running};
     use sockmux_bench::{raise_nofile_limit, ProcStats};
 
     const SERVER_CORE: usize = 0;
@@ -106,28 +106,6 @@ mod unix {
             }
         }
         Ok(o)
-    }
-
-    fn workspace_root() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-    }
-
-    /// Builds into the running binary's target directory and profile.
-    fn cargo_build(bin_dir: &Path, args: &[&str]) -> bool {
-        let Some(target_dir) = bin_dir.parent() else {
-            return false;
-        };
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(workspace_root())
-            .arg("build")
-            .args(args)
-            .arg("--target-dir")
-            .arg(target_dir);
-        if bin_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        cmd.status().is_ok_and(|s| s.success())
     }
 
     /// An example server, built first when its source exists.

@@ -2,13 +2,13 @@
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
 use std::time::Duration;
 
 use sockmux_bench::chart::write_chart;
 use sockmux_bench::counts::{self, CountSetup, SyscallCounter};
 use sockmux_bench::report::{Case, Results, Summary};
-use sockmux_bench::runner::{self, Contender, Launch};
+use sockmux_bench::runner::{self, cargo_build, workspace_root, Contender, Launch};
 use sockmux_bench::{fairness, raise_nofile_limit, FairnessReport, LoadReport, Server};
 use std::io::Write as _;
 
@@ -128,10 +128,6 @@ fn options() -> Result<Options, Box<dyn Error>> {
     Ok(o)
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// The servers to measure, in table order: raw mio first (the baseline),
 /// its A/A copy, the references, then sockmux.
 fn contenders(o: &Options, bin_dir: &Path) -> Vec<Contender> {
@@ -170,25 +166,6 @@ fn contenders(o: &Options, bin_dir: &Path) -> Vec<Contender> {
         all.retain(|c| c.label == BASE || only.contains(&c.label));
     }
     all
-}
-
-/// Runs `cargo build ARGS` into the target directory of the running binary,
-/// in its profile; whether it succeeded.
-fn cargo_build(bin_dir: &Path, args: &[&str]) -> bool {
-    let Some(target_dir) = bin_dir.parent() else {
-        return false;
-    };
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace_root())
-        .arg("build")
-        .args(args)
-        .arg("--target-dir")
-        .arg(target_dir);
-    if bin_dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    cmd.status().is_ok_and(|s| s.success())
 }
 
 /// The `tcp_echo` example binary, built here first when its source exists.
