@@ -8,15 +8,13 @@
 //! served. Also the codec and the date formatting on their own.
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
-use std::thread::JoinHandle;
+use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
 use sockmux::{Decoded, Decoder, Dispatcher};
 
 mod util;
+use util::served::Served;
 use util::{Rng, LIMIT};
 
 #[path = "../examples/http/codec.rs"]
@@ -32,69 +30,31 @@ mod request;
 use codec::{RequestCodec, RequestError, MAX_BODY, MAX_HEAD};
 
 /// The example's server on a thread; stopped and joined when dropped.
-struct Server {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
+struct Server;
 
 impl Server {
-    fn start() -> Server {
+    fn start() -> Served {
         Server::with_idle(Duration::from_secs(30))
     }
 
-    fn with_idle(idle: Duration) -> Server {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = mpsc::channel();
-        let thread = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut dispatcher = Dispatcher::new(request::Shared::new()).unwrap();
-                let listener = request::listen(&mut dispatcher, "127.0.0.1:0", idle).unwrap();
-                tx.send(dispatcher.sockets().local_addr(listener).unwrap())
-                    .unwrap();
-                while !stop.load(Ordering::Relaxed) {
-                    dispatcher.turn(Some(Duration::from_millis(20))).unwrap();
-                }
-            })
-        };
-        let addr = rx.recv_timeout(LIMIT).expect("the server started");
-        Server {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn connect(&self) -> TcpStream {
-        let conn = TcpStream::connect(self.addr).unwrap();
-        conn.set_read_timeout(Some(LIMIT)).unwrap();
-        conn.set_write_timeout(Some(LIMIT)).unwrap();
-        conn
-    }
-
-    /// A fresh client gets 200 for `GET /`: the server is alive.
-    #[track_caller]
-    fn assert_serves(&self) {
-        let mut conn = self.connect();
-        conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        let r = Response::read(&mut BufReader::new(conn), false).expect("a response");
-        assert_eq!(r.status, "HTTP/1.1 200 OK");
-        assert_eq!(r.body, b"Hello, World!");
+    fn with_idle(idle: Duration) -> Served {
+        Served::start(move || {
+            let mut dispatcher = Dispatcher::new(request::Shared::new())?;
+            let listener = request::listen(&mut dispatcher, "127.0.0.1:0", idle)?;
+            Ok((dispatcher, listener))
+        })
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let result = thread.join();
-            if !std::thread::panicking() {
-                result.expect("the server thread did not panic");
-            }
-        }
-    }
+/// A fresh client gets 200 for `GET /`: the server is alive.
+#[track_caller]
+fn assert_serves(server: &Served) {
+    let mut conn = server.connect();
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let r = Response::read(&mut BufReader::new(conn), false).expect("a response");
+    assert_eq!(r.status, "HTTP/1.1 200 OK");
+    assert_eq!(r.body, b"Hello, World!");
 }
 
 /// A response as a client reads it.
@@ -165,7 +125,7 @@ impl Response {
 
 /// Sends `request` on a fresh connection and reads one response.
 #[track_caller]
-fn one(server: &Server, request: &[u8]) -> (Response, BufReader<TcpStream>) {
+fn one(server: &Served, request: &[u8]) -> (Response, BufReader<TcpStream>) {
     let mut conn = server.connect();
     conn.write_all(request).unwrap();
     let mut r = BufReader::new(conn);
@@ -484,7 +444,7 @@ fn every_error_status() {
     let (r, rest) = one(&server, &long);
     assert_eq!(r.status, "HTTP/1.1 431 Request Header Fields Too Large");
     assert_closed(rest);
-    server.assert_serves();
+    assert_serves(&server);
 }
 
 #[test]
@@ -530,7 +490,7 @@ fn random_bytes_get_an_answer_or_a_close() {
             String::from_utf8_lossy(&back)
         );
     }
-    server.assert_serves();
+    assert_serves(&server);
 }
 
 /// Reliability row 19: a header line of 100 MiB, streamed. The server
@@ -562,7 +522,7 @@ fn a_100_mib_header_line_is_refused_without_being_buffered() {
             sent
         })
     };
-    server.assert_serves();
+    assert_serves(&server);
     let sent = writer.join().unwrap();
     assert!(sent < TOTAL, "the server read all {sent} bytes");
     // What came back, if anything did before the reset: the 431.
@@ -573,7 +533,7 @@ fn a_100_mib_header_line_is_refused_without_being_buffered() {
         "{:?}",
         String::from_utf8_lossy(&back[..back.len().min(200)])
     );
-    server.assert_serves();
+    assert_serves(&server);
 }
 
 /// Reliability row 19: a chunk size of 2^64 - 1 is refused from its
@@ -587,12 +547,12 @@ fn a_huge_chunk_size_is_refused_from_its_digits() {
         b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n",
     )
     .unwrap();
-    server.assert_serves();
+    assert_serves(&server);
     let mut r = BufReader::new(conn);
     let response = Response::read(&mut r, false).expect("an answer");
     assert_eq!(response.status, "HTTP/1.1 413 Content Too Large");
     assert_closed(r);
-    server.assert_serves();
+    assert_serves(&server);
 }
 
 #[test]

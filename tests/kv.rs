@@ -8,10 +8,7 @@
 //! the example's binary itself: `--help`, a bad flag, a PING, SIGTERM.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
-use std::thread::JoinHandle;
+use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use sockmux::Dispatcher;
@@ -24,54 +21,19 @@ mod resp;
 mod store;
 mod util;
 
+use util::served::Served;
 use util::{Rng, LIMIT};
 
 /// A kv server on a thread of its own, stopped when dropped.
-struct Server {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
+struct Server;
 
 impl Server {
-    fn start() -> Server {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = mpsc::channel();
-        let stopped = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut dispatcher = Dispatcher::new(store::Store::new()).unwrap();
-            let listener = conn::listen(&mut dispatcher, "127.0.0.1:0").unwrap();
-            tx.send(dispatcher.sockets().local_addr(listener).unwrap())
-                .unwrap();
-            while !stopped.load(Ordering::Relaxed) {
-                dispatcher.turn(Some(Duration::from_millis(10))).unwrap();
-            }
-        });
-        let addr = rx.recv_timeout(LIMIT).expect("the server started");
-        Server {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn connect(&self) -> TcpStream {
-        let conn = TcpStream::connect(self.addr).unwrap();
-        conn.set_read_timeout(Some(LIMIT)).unwrap();
-        conn.set_write_timeout(Some(LIMIT)).unwrap();
-        conn
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let result = thread.join();
-            if !std::thread::panicking() {
-                result.expect("the server thread panicked");
-            }
-        }
+    fn start() -> Served {
+        Served::start(|| {
+            let mut dispatcher = Dispatcher::new(store::Store::new())?;
+            let listener = conn::listen(&mut dispatcher, "127.0.0.1:0")?;
+            Ok((dispatcher, listener))
+        })
     }
 }
 
@@ -131,7 +93,7 @@ fn read_to_close(conn: &mut TcpStream) -> Vec<u8> {
 
 /// Checks that a new client gets `PONG`: the server is not stalled.
 #[track_caller]
-fn still_serves(server: &Server) {
+fn still_serves(server: &Served) {
     check(&mut server.connect(), &cmd(&["PING"]), "+PONG\r\n");
 }
 
@@ -385,7 +347,7 @@ fn inline_commands_as_typed_in_telnet() {
 
 /// Sends `request` and checks that the reply is `want`, then the close.
 #[track_caller]
-fn refused(server: &Server, request: &[u8], want: &str) {
+fn refused(server: &Served, request: &[u8], want: &str) {
     let mut c = server.connect();
     // The server may close before taking it all: the reply says.
     let _ = c.write_all(request);

@@ -10,6 +10,8 @@
 //! - one seeded random generator ([`Rng`]) and one checksum ([`fnv1a`]);
 //! - [`harness`]: the `main` of the `harness = false` binaries, the
 //!   examples' binaries, child processes with a deadline;
+//! - [`served`]: a dispatcher serving on a thread of its own, stopped and
+//!   joined when dropped;
 //! - [`example`]: a server example run as a child process, its address, its
 //!   log read with deadlines, its graceful stop and last lines;
 //! - [`clients`]: whether a real client (socat, redis-cli, curl, wrk, ...)
@@ -32,6 +34,7 @@ pub(crate) mod example;
 pub(crate) mod harness;
 #[cfg(unix)]
 pub(crate) mod rlimit;
+pub(crate) mod served;
 
 use std::io::{self, ErrorKind, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
