@@ -18,78 +18,39 @@ use codec::{
     chunks, parse, Body, Parsed, RequestCodec, RequestError, MAX_BODY, MAX_CHUNKED_WIRE, MAX_HEAD,
 };
 use libfuzzer_sys::fuzz_target;
-use sockmux_fuzz::sizes;
-use sockmux_responder::{Decoded, Decoder};
+use sockmux_fuzz::{feed_inspecting, sizes, Outcome};
+use sockmux_responder::Decoded;
 
-/// What a stream gets out of an input.
-#[derive(Debug, PartialEq, Eq)]
-struct Outcome {
-    frames: Vec<Vec<u8>>,
-    error: Option<RequestError>,
-}
-
-/// Feeds `input` in pieces of the sizes `sizes` gives, as a stream does,
-/// checking every answer against the contract and the limits.
-fn feed(input: &[u8], mut sizes: impl FnMut() -> usize) -> Outcome {
-    let mut codec = RequestCodec::new();
-    let mut buf = Vec::new();
-    let mut frames = Vec::new();
-    let mut announced: Option<usize> = None;
-    let mut rest = input;
-    while !rest.is_empty() {
-        let (piece, tail) = rest.split_at(sizes().clamp(1, rest.len()));
-        rest = tail;
-        buf.extend_from_slice(piece);
-        loop {
-            match codec.decode(&buf) {
-                Ok(Decoded::Frame { payload, consumed }) => {
-                    assert!(consumed >= 1 && consumed <= buf.len());
-                    assert_eq!(payload, 0..consumed, "the whole request");
-                    assert!(consumed <= MAX_HEAD + MAX_CHUNKED_WIRE, "{consumed}");
-                    if let Some(len) = announced.take() {
-                        assert_eq!(consumed, len, "announced {len}, took {consumed}");
-                    }
-                    check_frame(&buf[..consumed]);
-                    frames.push(buf[..consumed].to_vec());
-                    buf.drain(..consumed);
-                }
-                Ok(Decoded::NeedMore { frame_len }) => {
-                    match frame_len {
-                        Some(len) => {
-                            assert!(len > buf.len(), "needs {len}, has {}", buf.len());
-                            assert!(len <= MAX_HEAD + MAX_BODY, "announced {len}");
-                            if let Some(before) = announced {
-                                assert_eq!(before, len, "the frame's length changed");
-                            }
-                            announced = Some(len);
-                        }
-                        // Unknown length: the buffer stays within the
-                        // bounds (the head's, the chunked wire's).
-                        None => assert!(
-                            buf.len() <= MAX_HEAD + MAX_CHUNKED_WIRE,
-                            "{} bytes buffered",
-                            buf.len()
-                        ),
-                    }
-                    break;
-                }
-                Err(error) => {
-                    assert!(
-                        matches!(error.status, 400 | 413 | 431 | 501 | 505),
-                        "{error}"
-                    );
-                    return Outcome {
-                        frames,
-                        error: Some(error),
-                    };
-                }
+/// Feeds `input` to a fresh codec in pieces of the sizes `sizes` gives,
+/// as a stream does (see `sockmux_fuzz::feed`), checking the codec's limits
+/// and every frame on the way.
+fn feed(input: &[u8], sizes: impl FnMut() -> usize) -> Outcome<RequestError> {
+    let out = feed_inspecting(&mut RequestCodec::new(), input, sizes, |buf, answer| {
+        match answer {
+            Decoded::Frame { payload, consumed } => {
+                assert_eq!(*payload, 0..*consumed, "the whole request");
+                assert!(*consumed <= MAX_HEAD + MAX_CHUNKED_WIRE, "{consumed}");
+                check_frame(&buf[..*consumed]);
             }
+            Decoded::NeedMore {
+                frame_len: Some(len),
+            } => assert!(*len <= MAX_HEAD + MAX_BODY, "announced {len}"),
+            // Unknown length: the buffer stays within the bounds (the
+            // head's, the chunked wire's).
+            Decoded::NeedMore { frame_len: None } => assert!(
+                buf.len() <= MAX_HEAD + MAX_CHUNKED_WIRE,
+                "{} bytes buffered",
+                buf.len()
+            ),
         }
+    });
+    if let Some(error) = &out.error {
+        assert!(
+            matches!(error.status, 400 | 413 | 431 | 501 | 505),
+            "{error}"
+        );
     }
-    Outcome {
-        frames,
-        error: None,
-    }
+    out
 }
 
 /// A frame parses whole, to its length; a chunked body decodes to the

@@ -21,7 +21,18 @@ pub struct Outcome<E = CodecError> {
 pub fn feed<D: Decoder>(
     decoder: &mut D,
     input: &[u8],
+    sizes: impl FnMut() -> usize,
+) -> Outcome<D::Error> {
+    feed_inspecting(decoder, input, sizes, |_, _| {})
+}
+
+/// [`feed`], with `inspect` shown each answer other than an error and the
+/// buffer it answered (for a target's own checks, such as its limits).
+pub fn feed_inspecting<D: Decoder>(
+    decoder: &mut D,
+    input: &[u8],
     mut sizes: impl FnMut() -> usize,
+    mut inspect: impl FnMut(&[u8], &Decoded),
 ) -> Outcome<D::Error> {
     let mut buf = Vec::new();
     let mut frames = Vec::new();
@@ -32,7 +43,11 @@ pub fn feed<D: Decoder>(
         rest = tail;
         buf.extend_from_slice(piece);
         loop {
-            match decoder.decode(&buf) {
+            let answer = decoder.decode(&buf);
+            if let Ok(decoded) = &answer {
+                inspect(&buf, decoded);
+            }
+            match answer {
                 Ok(Decoded::Frame { payload, consumed }) => {
                     assert!(consumed >= 1, "a frame of no bytes");
                     assert!(
