@@ -277,6 +277,35 @@ mod unix {
         ));
     }
 
+    /// After `failure`, the first failed accept: checks it is `EMFILE`,
+    /// watches the log for [`STARVED`], and fails if the acceptor tried
+    /// more than about once per pause (a spin); returns the lines seen.
+    #[track_caller]
+    fn starves_without_spinning(server: &mut Server, failure: &str, what: &str) -> Vec<String> {
+        let starved_since = Instant::now();
+        assert!(
+            failure.contains(&format!("(os error {})", libc::EMFILE)),
+            "not out of descriptors: {failure}"
+        );
+        let pause = pause_of(failure);
+        let lines = server
+            .log()
+            .during(STARVED.saturating_sub(starved_since.elapsed()));
+        let starved = starved_since.elapsed();
+        let failures = 1 + lines.iter().filter(|l| is_failure(l)).count();
+        println!(
+            "emfile: {what} out of descriptors: {failures} accept failures in {starved:?} \
+             (pauses of {pause:?})"
+        );
+        let allowed = 2 * (starved.as_nanos() / pause.as_nanos() + 1) as usize;
+        assert!(
+            failures <= allowed,
+            "{what}: spins out of descriptors: {failures} accept failures in {starved:?}, \
+             where pauses of {pause:?} allow {allowed}"
+        );
+        lines
+    }
+
     /// `chat` out of descriptors. It used to log the failed accept and
     /// return, and level semantics raised the listener's `Read` again at
     /// once: a spin at 78% CPU. Through the library's acceptor it pauses:
@@ -304,27 +333,10 @@ mod unix {
             }
             members.push(c);
         };
-        let starved_since = Instant::now();
-        assert!(
-            failure.contains(&format!("(os error {})", libc::EMFILE)),
-            "not out of descriptors: {failure}"
-        );
-        let pause = pause_of(&failure);
-        let lines = server
-            .log()
-            .during(STARVED.saturating_sub(starved_since.elapsed()));
-        let starved = starved_since.elapsed();
-        let failures = 1 + lines.iter().filter(|l| is_failure(l)).count();
-        println!(
-            "emfile: chat with {} members out of descriptors: {failures} accept failures in \
-             {starved:?} (pauses of {pause:?})",
-            members.len()
-        );
-        let allowed = 2 * (starved.as_nanos() / pause.as_nanos() + 1) as usize;
-        assert!(
-            failures <= allowed,
-            "chat spins out of descriptors: {failures} accept failures in {starved:?}, \
-             where pauses of {pause:?} allow {allowed}"
+        let lines = starves_without_spinning(
+            &mut server,
+            &failure,
+            &format!("chat with {} members", members.len()),
         );
         assert!(
             !lines.iter().any(|l| joined(l)),
@@ -422,27 +434,10 @@ mod unix {
                 );
             }
         };
-        let starved_since = Instant::now();
-        assert!(
-            failure.contains(&format!("(os error {})", libc::EMFILE)),
-            "not out of descriptors: {failure}"
-        );
-        let pause = pause_of(&failure);
-        let lines = server
-            .log()
-            .during(STARVED.saturating_sub(starved_since.elapsed()));
-        let starved = starved_since.elapsed();
-        let failures = 1 + lines.iter().filter(|l| is_failure(l)).count();
-        println!(
-            "emfile: {name} with {} clients out of descriptors: {failures} accept failures in \
-             {starved:?} (pauses of {pause:?})",
-            served.len()
-        );
-        let allowed = 2 * (starved.as_nanos() / pause.as_nanos() + 1) as usize;
-        assert!(
-            failures <= allowed,
-            "{name} spins out of descriptors: {failures} accept failures in {starved:?}, \
-             where pauses of {pause:?} allow {allowed}"
+        starves_without_spinning(
+            &mut server,
+            &failure,
+            &format!("{name} with {} clients", served.len()),
         );
         // A client leaves: the waiting one is accepted and answered.
         drop(served.pop());
