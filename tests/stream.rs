@@ -232,6 +232,31 @@ fn row_3_peer_closes_while_output_is_queued() {
     assert!(greeting - unsent >= 1000, "fewer bytes sent than read");
 }
 
+/// The thread of a [`slow_reader`]: the hash of what it sent, and the
+/// length and hash of what it got back.
+type SlowReader = thread::JoinHandle<(u64, (usize, u64))>;
+
+/// A client that sends `bytes` (a pattern from `seed`), then its end, and
+/// reads nothing until told to through the returned sender; then it reads
+/// everything back. Joined, it gives the hash of what it sent and the
+/// length and hash of what it got.
+fn slow_reader(addr: SocketAddr, bytes: usize, seed: u64) -> (mpsc::Sender<()>, SlowReader) {
+    let (go, start_reading) = mpsc::channel::<()>();
+    let client = thread::spawn(move || {
+        let mut conn = connect(addr);
+        let mut writer = conn.try_clone().unwrap();
+        let sender = thread::spawn(move || {
+            let hash = send_pattern(&mut writer, bytes, seed, None).unwrap();
+            writer.shutdown(Shutdown::Write).unwrap();
+            hash
+        });
+        start_reading.recv().unwrap();
+        let back = read_to_end(&mut conn).unwrap();
+        (sender.join().unwrap(), back)
+    });
+    (go, client)
+}
+
 /// Row 4: a client sends 64 MiB and reads nothing until the server has
 /// paused; while it stalls the loop dispatches next to nothing (no spin:
 /// the CPU stays idle); the write queue never holds more than the
@@ -240,19 +265,7 @@ fn row_3_peer_closes_while_output_is_queued() {
 #[test]
 fn row_4_slow_reader() {
     let (mut dispatcher, addr) = serve(|| Stream::new(Raw, Echo::default()));
-    let (go, start_reading) = mpsc::channel::<()>();
-    let client = thread::spawn(move || {
-        let mut conn = connect(addr);
-        let mut writer = conn.try_clone().unwrap();
-        let sender = thread::spawn(move || {
-            let hash = send_pattern(&mut writer, 64 << 20, 4, None).unwrap();
-            writer.shutdown(Shutdown::Write).unwrap();
-            hash
-        });
-        start_reading.recv().unwrap();
-        let back = read_to_end(&mut conn).unwrap();
-        (sender.join().unwrap(), back)
-    });
+    let (go, client) = slow_reader(addr, 64 << 20, 4);
     turn_until(&mut dispatcher, LIMIT, |d| d.state().paused > 0);
     // Stalled: neither side moves, so the loop has nothing to do. A spin
     // (a `Read` or `Write` raised again and again with nothing to gain)
@@ -427,19 +440,7 @@ fn held_back(kind: Idle) {
     let timeout = Duration::from_millis(50);
     let (mut dispatcher, addr) =
         serve(move || Stream::new(Raw, Echo::default()).idle_timeout(kind, timeout));
-    let (go, start_reading) = mpsc::channel::<()>();
-    let client = thread::spawn(move || {
-        let mut conn = connect(addr);
-        let mut writer = conn.try_clone().unwrap();
-        let sender = thread::spawn(move || {
-            let hash = send_pattern(&mut writer, 32 << 20, 6, None).unwrap();
-            writer.shutdown(Shutdown::Write).unwrap();
-            hash
-        });
-        start_reading.recv().unwrap();
-        let back = read_to_end(&mut conn).unwrap();
-        (sender.join().unwrap(), back)
-    });
+    let (go, client) = slow_reader(addr, 32 << 20, 6);
     turn_until(&mut dispatcher, LIMIT, |d| d.state().paused > 0);
     // An observation window of ten timeouts, the stream held back all along.
     dispatcher.run_for(timeout * 10).unwrap();
