@@ -290,34 +290,6 @@ fn a_hundred_pipelined_commands_are_answered_in_order() {
 }
 
 #[test]
-fn the_decoder_says_when_another_whole_command_follows() {
-    use sockmux::{Decoded, Decoder};
-    // What lets a pipeline's replies go out together: the protocol holds
-    // a reply back while another whole command follows in the buffer.
-    let mut decoder = resp::Resp::new();
-    let more = decoder.more();
-    let buf = [
-        &cmd(&["PING"])[..],
-        b"PING\r\n",
-        &cmd(&["GET", "k"]),
-        b"*2\r\n$3\r\nGET\r\n$1",
-    ]
-    .concat();
-    let mut at = 0;
-    for want in [true, true, false] {
-        let Ok(Decoded::Frame { consumed, .. }) = decoder.decode(&buf[at..]) else {
-            panic!("a frame at {at}");
-        };
-        assert_eq!(more.get(), want, "after the frame at {at}");
-        at += consumed;
-    }
-    assert!(matches!(
-        decoder.decode(&buf[at..]),
-        Ok(Decoded::NeedMore { .. })
-    ));
-}
-
-#[test]
 fn inline_commands_as_typed_in_telnet() {
     let server = Server::start();
     let mut c = server.connect();

@@ -41,6 +41,10 @@ struct Log {
     queued_at_stop: Vec<usize>,
     /// Idle calls.
     idle: Vec<Idle>,
+    /// An idle call keeps the connection (the test has seen what it
+    /// watched for, and a loaded machine may starve a client for longer
+    /// than a short timeout).
+    spare_idle: bool,
 }
 
 /// An echo protocol that records into [`Log`].
@@ -92,6 +96,9 @@ impl Protocol<Log> for Echo {
 
     fn idle(&mut self, idle: Idle, io: &mut StreamIo<'_, '_, Log>) -> Action {
         io.cx.state.idle.push(idle);
+        if io.cx.state.spare_idle {
+            return Action::Continue;
+        }
         Action::Close
     }
 
@@ -449,6 +456,7 @@ fn held_back(kind: Idle) {
         "{kind:?} idle while held back"
     );
     assert!(dispatcher.state().closed.is_empty());
+    dispatcher.state_mut().spare_idle = true;
     go.send(()).unwrap();
     turn_until(&mut dispatcher, LIMIT, |d| !d.state().closed.is_empty());
     let (sent_hash, (got, got_hash)) = client.join().unwrap();
@@ -605,4 +613,169 @@ fn no_frame_is_handed_on_past_the_high_water_mark_in_one_read_event() {
         [0],
         "B handed on with A's reply queued"
     );
+}
+
+/// What the pipeline tests' protocol records.
+#[derive(Debug, Default)]
+struct Seen {
+    /// `queued()` right after each frame's reply.
+    queued: Vec<usize>,
+    closed: Vec<(CloseReason, usize)>,
+}
+
+/// Answers each line by what it says: `big` with 100 KiB of `b`, `with`
+/// with its reply encoded by `write_with`, `abort`, `shut` (a half-close
+/// after the reply), `boom` (a panic after the reply); anything else is
+/// echoed.
+struct Pipelined;
+
+impl Protocol<Seen> for Pipelined {
+    fn frame(&mut self, line: &[u8], io: &mut StreamIo<'_, '_, Seen>) {
+        match line {
+            b"big" => io.write(&[b'b'; 100 * 1024]),
+            b"with" => io.write_with(|buf, _| buf.extend_from_slice(b"w\n")),
+            b"abort" => io.abort(),
+            _ => io.write(&[line, b"\n"].concat()),
+        }
+        match line {
+            b"shut" => io.shutdown(),
+            b"boom" => panic!("a bug in the protocol"),
+            _ => {}
+        }
+        let queued = io.queued();
+        io.cx.state.queued.push(queued);
+    }
+
+    fn closed(&mut self, reason: CloseReason, unsent: usize, cx: &mut Context<'_, Seen>) {
+        cx.state.closed.push((reason, unsent));
+    }
+}
+
+/// A dispatcher with one [`Pipelined`] stream over loopback TCP, and the
+/// client's end.
+fn pipelined() -> (Dispatcher<Seen>, TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = connect(listener.local_addr().unwrap());
+    let (accepted, _) = listener.accept().unwrap();
+    let mut dispatcher = Dispatcher::new(Seen::default()).unwrap();
+    dispatcher
+        .sockets()
+        .register(
+            accepted,
+            sockmux::Interest::READABLE,
+            Stream::new(Lines::new(1024), Pipelined),
+        )
+        .unwrap();
+    (dispatcher, client)
+}
+
+/// Reads until `expected.len()` bytes came (or the end), and checks them.
+fn expect_reply(client: &mut TcpStream, expected: &[u8]) {
+    let mut got = vec![0; expected.len()];
+    client.read_exact(&mut got).unwrap();
+    assert!(got == expected, "got {:?}", String::from_utf8_lossy(&got));
+}
+
+/// The replies to frames handed on from one read are held and written
+/// together after the last (the protocol sees them as queued meanwhile); a
+/// lone request's reply goes straight to the socket.
+#[test]
+fn a_pipeline_s_replies_are_written_together_in_order() {
+    let (mut dispatcher, mut client) = pipelined();
+    client.write_all(b"a\nbb\nwith\nc\n").unwrap();
+    turn_until(&mut dispatcher, LIMIT, |d| d.state().queued.len() == 4);
+    assert_eq!(dispatcher.state().queued, [2, 5, 7, 9]);
+    expect_reply(&mut client, b"a\nbb\nw\nc\n");
+
+    client.write_all(b"alone\n").unwrap();
+    turn_until(&mut dispatcher, LIMIT, |d| d.state().queued.len() == 5);
+    assert_eq!(dispatcher.state().queued[4], 0, "written through");
+    expect_reply(&mut client, b"alone\n");
+    client.write_all(b"with\n").unwrap();
+    turn_until(&mut dispatcher, LIMIT, |d| d.state().queued.len() == 6);
+    assert_eq!(dispatcher.state().queued[5], 0, "written through");
+    expect_reply(&mut client, b"w\n");
+}
+
+/// A reply too large to hold goes out after the held ones, uncopied, and
+/// the order holds.
+#[test]
+fn a_large_reply_in_a_pipeline_keeps_the_order() {
+    let (mut dispatcher, mut client) = pipelined();
+    client.write_all(b"1\nbig\n3\n").unwrap();
+    let mut expected = b"1\n".to_vec();
+    expected.extend_from_slice(&[b'b'; 100 * 1024]);
+    expected.extend_from_slice(b"3\n");
+    let reader = thread::spawn(move || {
+        expect_reply(&mut client, &expected);
+        client
+    });
+    turn_until(&mut dispatcher, LIMIT, |_| reader.is_finished());
+    reader.join().unwrap();
+}
+
+/// A half-close in a pipeline sends what was written before it, then the
+/// end; a later frame's reply is dropped and counted.
+#[test]
+fn a_shutdown_in_a_pipeline_sends_the_replies_before_it() {
+    let (mut dispatcher, mut client) = pipelined();
+    client.write_all(b"a\nshut\nb\n").unwrap();
+    let reader = thread::spawn(move || {
+        let mut all = Vec::new();
+        client.read_to_end(&mut all).unwrap();
+        (all, client)
+    });
+    turn_until(&mut dispatcher, LIMIT, |_| reader.is_finished());
+    let (all, client) = reader.join().unwrap();
+    assert_eq!(all, b"a\nshut\n");
+    drop(client);
+    turn_until(&mut dispatcher, LIMIT, |d| !d.state().closed.is_empty());
+    assert_eq!(dispatcher.state().closed, [(CloseReason::PeerClosed, 2)]);
+}
+
+/// An abort in a pipeline drops the replies held so far, counted as
+/// unsent, and sends none of them.
+#[test]
+fn an_abort_in_a_pipeline_drops_the_held_replies() {
+    let (mut dispatcher, mut client) = pipelined();
+    client.write_all(b"a\nbb\nabort\nc\n").unwrap();
+    turn_until(&mut dispatcher, LIMIT, |d| !d.state().closed.is_empty());
+    assert_eq!(dispatcher.state().closed, [(CloseReason::Aborted, 5)]);
+    let mut all = Vec::new();
+    let _ = client.read_to_end(&mut all); // an end or a reset
+    assert_eq!(all, b"");
+}
+
+/// A protocol that panics in a pipeline loses its connection, and the
+/// replies it held go nowhere: not to the next connection's pipeline.
+#[test]
+fn a_panic_in_a_pipeline_leaks_no_reply_to_another_connection() {
+    let (mut dispatcher, mut first) = pipelined();
+    first.write_all(b"secret\nboom\n").unwrap();
+    turn_until(&mut dispatcher, LIMIT, |d| !d.state().closed.is_empty());
+    let mut all = Vec::new();
+    let _ = first.read_to_end(&mut all);
+    assert!(!all.starts_with(b"secret"), "got {all:?}");
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut second = connect(listener.local_addr().unwrap());
+    let (accepted, _) = listener.accept().unwrap();
+    dispatcher
+        .sockets()
+        .register(
+            accepted,
+            sockmux::Interest::READABLE,
+            Stream::new(Lines::new(1024), Pipelined),
+        )
+        .unwrap();
+    second.write_all(b"x\ny\n").unwrap();
+    let reader = thread::spawn(move || {
+        expect_reply(&mut second, b"x\ny\n");
+        second.shutdown(Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        second.read_to_end(&mut rest).unwrap();
+        rest
+    });
+    turn_until(&mut dispatcher, LIMIT, |_| reader.is_finished());
+    assert_eq!(reader.join().unwrap(), b"");
 }

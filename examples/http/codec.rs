@@ -15,7 +15,7 @@
 //! call (the head is at most 8 KiB), so however the input is cut it finds
 //! the same frames and the same errors.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::error::Error;
 use std::fmt;
 use std::io;
@@ -424,32 +424,16 @@ pub(crate) fn chunks(body: &[u8]) -> impl Iterator<Item = &[u8]> + '_ {
 }
 
 /// Frames whole requests: the payload is the whole request, head and body.
-///
-/// With each frame it also tells (through [`RequestCodec::next_ready`])
-/// whether the bytes after it hold another whole request, or one the codec
-/// will refuse: then the stream hands that on at once, and the handler can
-/// hold its answer back to write the answers of a pipelined batch together.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RequestCodec {
-    next_ready: Rc<Cell<bool>>,
     /// The head of the frame just returned, for the handler.
     parsed: Rc<RefCell<Option<Head>>>,
-    /// The next request, found whole by the look-ahead: the next call's
-    /// buffer starts with it (the decoder's contract), so it is handed on
-    /// without parsing it again.
-    ahead: Option<Head>,
 }
 
 impl RequestCodec {
     /// A codec; no request seen yet.
     pub(crate) fn new() -> RequestCodec {
         RequestCodec::default()
-    }
-
-    /// Whether, after the last frame returned, another frame (or an error)
-    /// is already buffered: shared with the request handler.
-    pub(crate) fn next_ready(&self) -> Rc<Cell<bool>> {
-        self.next_ready.clone()
     }
 
     /// The head of the frame just returned (taken by the handler): shared
@@ -463,29 +447,12 @@ impl Decoder for RequestCodec {
     type Error = RequestError;
 
     fn decode(&mut self, buf: &[u8]) -> Result<Decoded, RequestError> {
-        let head = match self.ahead.take() {
-            Some(head) => head,
-            None => match parse(buf)? {
-                Parsed::Complete(request) => Head::of(&request, buf),
-                Parsed::NeedMore(frame_len) => return Ok(Decoded::NeedMore { frame_len }),
-            },
+        let head = match parse(buf)? {
+            Parsed::Complete(request) => Head::of(&request, buf),
+            Parsed::NeedMore(frame_len) => return Ok(Decoded::NeedMore { frame_len }),
         };
         let len = head.len;
         *self.parsed.borrow_mut() = Some(head);
-        let rest = &buf[len..];
-        let next = if rest.is_empty() {
-            false
-        } else {
-            match parse(rest) {
-                Ok(Parsed::Complete(request)) => {
-                    self.ahead = Some(Head::of(&request, rest));
-                    true
-                }
-                Ok(Parsed::NeedMore(_)) => false,
-                Err(_) => true,
-            }
-        };
-        self.next_ready.set(next);
         Ok(Decoded::Frame {
             payload: 0..len,
             consumed: len,

@@ -10,7 +10,7 @@
 //! each connection allocates once, when it first pipelines) and written
 //! together.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::io;
 use std::net::ToSocketAddrs;
 use std::rc::Rc;
@@ -78,7 +78,7 @@ pub(crate) fn listen(
         cx.state.connections += 1;
         debug!("{t}: connected");
         let codec = RequestCodec::new();
-        let conn = Conn::new(codec.next_ready()).with_parsed(codec.parsed());
+        let conn = Conn::new().with_parsed(codec.parsed());
         Stream::new(codec, conn).idle_timeout(Idle::Read, idle)
     });
     dispatcher.sockets().listen_tcp(
@@ -131,38 +131,19 @@ impl<A: Responder<Shared>> Responder<Shared> for Listener<A> {
     }
 }
 
-/// One connection's protocol: answers each request in order.
-///
-/// The answers of a pipelined batch are written together: while the codec
-/// says another request is already buffered (`next_ready`), an answer is
-/// held back in `batch` (up to [`BATCH_MAX`] bytes), and written with the
-/// last one. Anything that may end the batch early (the stream pausing,
-/// stopping, the peer's end) writes what is held.
-#[derive(Debug)]
+/// One connection's protocol: answers each request in order (the
+/// stream writes the answers of a pipelined batch together).
+#[derive(Debug, Default)]
 pub(crate) struct Conn {
-    /// Whether the codec has another request (or an error) buffered after
-    /// the frame being answered.
-    next_ready: Rc<Cell<bool>>,
-    /// Answers held back, not written yet (no memory until a connection
-    /// pipelines).
-    batch: Vec<u8>,
     /// The head the codec parsed for the frame it hands on, if it shares
     /// it ([`Conn::with_parsed`]): then the head is not parsed again.
     parsed: Option<Rc<RefCell<Option<Head>>>>,
 }
 
-/// The most bytes of answers held back before they are written.
-const BATCH_MAX: usize = 16 * 1024;
-
 impl Conn {
-    /// A connection's protocol, told by its codec whether more requests
-    /// are buffered.
-    pub(crate) fn new(next_ready: Rc<Cell<bool>>) -> Conn {
-        Conn {
-            next_ready,
-            batch: Vec::new(),
-            parsed: None,
-        }
+    /// A connection's protocol, which parses each request it is handed.
+    pub(crate) fn new() -> Conn {
+        Conn::default()
     }
 
     /// Takes each request's head from the codec that parsed it
@@ -170,33 +151,6 @@ impl Conn {
     pub(crate) fn with_parsed(mut self, parsed: Rc<RefCell<Option<Head>>>) -> Conn {
         self.parsed = Some(parsed);
         self
-    }
-
-    /// Writes the answers held back.
-    fn flush(&mut self, io: &mut StreamIo<'_, '_, Shared>) {
-        if !self.batch.is_empty() {
-            io.write(&self.batch);
-            self.batch.clear();
-        }
-    }
-
-    /// Writes (or holds back, in a pipelined batch) `bytes`.
-    fn write(&mut self, bytes: &[u8], io: &mut StreamIo<'_, '_, Shared>) {
-        let batched = self.next_ready.get();
-        if self.batch.len() + bytes.len() > BATCH_MAX {
-            self.flush(io);
-        }
-        if !batched && self.batch.is_empty() {
-            io.write(bytes); // the common case: one request at a time
-        } else if bytes.len() > BATCH_MAX {
-            self.flush(io);
-            io.write(bytes);
-        } else {
-            self.batch.extend_from_slice(bytes);
-            if !batched {
-                self.flush(io);
-            }
-        }
     }
 }
 
@@ -206,13 +160,13 @@ impl Protocol<Shared> for Conn {
         // The codec's parse of this frame, when it handed it on.
         let parsed = self.parsed.as_ref().and_then(|p| p.borrow_mut().take());
         if let Some(request) = parsed.as_ref().and_then(|head| head.request(frame)) {
-            return answer(&request, frame, self, io);
+            return answer(&request, frame, io);
         }
         match parse(frame) {
-            Ok(Parsed::Complete(request)) => answer(&request, frame, self, io),
+            Ok(Parsed::Complete(request)) => answer(&request, frame, io),
             // The codec framed it: it parses whole. Never panic on it.
-            Ok(Parsed::NeedMore(_)) => refuse(RequestError::INCOMPLETE, self, io),
-            Err(error) => refuse(error, self, io),
+            Ok(Parsed::NeedMore(_)) => refuse(RequestError::INCOMPLETE, io),
+            Err(error) => refuse(error, io),
         }
     }
 
@@ -225,25 +179,10 @@ impl Protocol<Shared> for Conn {
             .copied()
             .unwrap_or(RequestError::INCOMPLETE);
         io.cx.state.requests += 1;
-        self.next_ready.set(false);
-        refuse(error, self, io);
-    }
-
-    fn paused(&mut self, io: &mut StreamIo<'_, '_, Shared>) {
-        self.flush(io);
-    }
-
-    fn peer_closed(&mut self, io: &mut StreamIo<'_, '_, Shared>) -> Action {
-        self.flush(io);
-        Action::Close
-    }
-
-    fn stopping(&mut self, io: &mut StreamIo<'_, '_, Shared>) {
-        self.flush(io);
+        refuse(error, io);
     }
 
     fn closed(&mut self, reason: CloseReason, unsent: usize, cx: &mut Context<'_, Shared>) {
-        let unsent = unsent + self.batch.len();
         debug!("{}: closed ({reason:?}, {unsent} bytes unsent)", cx.token);
     }
 }
@@ -262,7 +201,7 @@ const METHODS: [&str; 9] = [
 ];
 
 /// Answers a well-framed request.
-fn answer(request: &Request<'_>, frame: &[u8], conn: &mut Conn, io: &mut StreamIo<'_, '_, Shared>) {
+fn answer(request: &Request<'_>, frame: &[u8], io: &mut StreamIo<'_, '_, Shared>) {
     let persistent = request.persistent();
     let head_only = request.method == "HEAD";
     let path = request.target.split('?').next().unwrap_or("");
@@ -287,7 +226,7 @@ fn answer(request: &Request<'_>, frame: &[u8], conn: &mut Conn, io: &mut StreamI
             b"Allow: GET, HEAD\r\n",
             b"method not allowed",
         ),
-        ("POST", "/echo") => return echo(r, &request.body, frame, conn, io),
+        ("POST", "/echo") => return echo(r, &request.body, frame, io),
         (_, "/echo") => r.error(
             405,
             b"Method Not Allowed",
@@ -296,31 +235,24 @@ fn answer(request: &Request<'_>, frame: &[u8], conn: &mut Conn, io: &mut StreamI
         ),
         _ => r.error(404, b"Not Found", b"", b"not found"),
     }
-    r.send(body, conn, io);
+    r.send(body, io);
 }
 
 /// `POST /echo`: the body back, decoded if it came chunked.
-fn echo(
-    mut r: Response,
-    body: &Body,
-    frame: &[u8],
-    conn: &mut Conn,
-    io: &mut StreamIo<'_, '_, Shared>,
-) {
+fn echo(mut r: Response, body: &Body, frame: &[u8], io: &mut StreamIo<'_, '_, Shared>) {
     match body {
         Body::None => {
             r.ok(b"application/octet-stream", 0);
-            r.send(b"", conn, io);
+            r.send(b"", io);
         }
         Body::Length(range) => {
             let body = &frame[range.clone()];
             r.ok(b"application/octet-stream", body.len());
-            r.send(body, conn, io);
+            r.send(body, io);
         }
         Body::Chunked { range, len } => {
             r.ok(b"application/octet-stream", *len);
             let persistent = r.persistent;
-            conn.flush(io);
             io.write(r.bytes());
             for chunk in chunks(&frame[range.clone()]) {
                 io.write(chunk);
@@ -333,7 +265,7 @@ fn echo(
 }
 
 /// Answers `error` and closes once it is written.
-fn refuse(error: RequestError, conn: &mut Conn, io: &mut StreamIo<'_, '_, Shared>) {
+fn refuse(error: RequestError, io: &mut StreamIo<'_, '_, Shared>) {
     debug!("{}: {error}", io.token());
     let reason: &[u8] = match error.status {
         400 => b"Bad Request",
@@ -345,7 +277,7 @@ fn refuse(error: RequestError, conn: &mut Conn, io: &mut StreamIo<'_, '_, Shared
     };
     let mut r = Response::new(false, 1, &io.cx.state.date);
     r.error(error.status, reason, b"", error.why.as_bytes());
-    r.send(b"", conn, io);
+    r.send(b"", io);
 }
 
 /// A response built on the stack.
@@ -445,18 +377,16 @@ impl Response {
         &self.buf[..self.len]
     }
 
-    /// Writes the response and `body` (not for a HEAD) through `conn`,
-    /// as one piece when the body fits on the stack; closes after it
-    /// unless persistent.
-    fn send(mut self, body: &[u8], conn: &mut Conn, io: &mut StreamIo<'_, '_, Shared>) {
+    /// Writes the response and `body` (not for a HEAD), as one piece
+    /// when the body fits on the stack; closes after it unless persistent.
+    fn send(mut self, body: &[u8], io: &mut StreamIo<'_, '_, Shared>) {
         if self.head_only || self.push(body) {
-            conn.write(self.bytes(), io);
+            io.write(self.bytes());
         } else {
-            conn.write(self.bytes(), io);
-            conn.write(body, io);
+            io.write(self.bytes());
+            io.write(body);
         }
         if !self.persistent {
-            conn.flush(io);
             io.close();
         }
     }

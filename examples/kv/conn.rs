@@ -1,5 +1,6 @@
 //! The server's pieces on the library: [`Conn`], the [`Protocol`] of one
-//! connection (the replies written in order, a pipeline's together), and
+//! connection (the replies written in order; the stream writes a
+//! pipeline's together), and
 //! [`listen`], a listener whose [`Acceptor`] registers a [`Stream`] with
 //! the [`Resp`] decoder for each connection and which sweeps the expired
 //! keys every [`SWEEP`].
@@ -7,10 +8,8 @@
 // Included by `#[path]` from the tests, which use parts of it.
 #![allow(dead_code)]
 
-use std::cell::Cell;
 use std::io;
 use std::net::ToSocketAddrs;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use log::debug;
@@ -25,71 +24,24 @@ use crate::store::{execute, Flow, Store};
 /// How often the expired keys are swept.
 pub(crate) const SWEEP: Duration = Duration::from_millis(100);
 
-/// Replies held back are written once they reach this; a reply buffer
-/// larger than this is freed once written (a `GET` of a large value), not
-/// kept for the connection's life.
-const KEEP_REPLY: usize = 64 * 1024;
-
-/// One connection: runs each command and writes its reply; the replies to
-/// pipelined commands together, after the last one read.
+/// One connection: runs each command and writes its reply, encoded
+/// straight into the stream's buffer (the stream writes a pipeline's
+/// replies together, after the last command of the read).
 #[derive(Debug)]
-pub(crate) struct Conn {
-    /// The replies not written yet, the buffer kept between commands.
-    reply: Vec<u8>,
-    /// Set by the decoder with each command: whether another whole one
-    /// follows in the buffer.
-    more: Rc<Cell<bool>>,
-}
-
-impl Conn {
-    /// A connection whose decoder sets `more` ([`Resp::more`]).
-    pub(crate) fn new(more: Rc<Cell<bool>>) -> Conn {
-        Conn {
-            reply: Vec::new(),
-            more,
-        }
-    }
-
-    /// Writes the replies held back.
-    fn flush(&mut self, io: &mut StreamIo<'_, '_, Store>) {
-        if !self.reply.is_empty() {
-            io.write(&self.reply);
-            self.reply.clear();
-        }
-        if self.reply.capacity() > KEEP_REPLY {
-            self.reply = Vec::new();
-        }
-    }
-}
+pub(crate) struct Conn;
 
 impl Protocol<Store> for Conn {
     fn frame(&mut self, frame: &[u8], io: &mut StreamIo<'_, '_, Store>) {
         let args = Args::new(frame);
         // An empty line or `*0` gets no reply: Redis skips it.
-        if !args.is_empty() && execute(io.cx.state, args, &mut self.reply) == Flow::Close {
-            self.flush(io);
+        if !args.is_empty()
+            && io.write_with(|reply, store| execute(store, args, reply)) == Flow::Close
+        {
             io.close(); // once the replies are written
-            return;
         }
-        // The stream hands on the next command at once when the decoder
-        // saw it whole: its reply goes out with this one. Held back to 64
-        // KiB at most, so the write queue's water marks still hold.
-        if !self.more.get() || self.reply.len() >= KEEP_REPLY {
-            self.flush(io);
-        }
-    }
-
-    fn peer_closed(&mut self, io: &mut StreamIo<'_, '_, Store>) -> Action {
-        self.flush(io);
-        Action::Close
-    }
-
-    fn stopping(&mut self, io: &mut StreamIo<'_, '_, Store>) {
-        self.flush(io);
     }
 
     fn frame_error(&mut self, error: &io::Error, io: &mut StreamIo<'_, '_, Store>) {
-        self.flush(io);
         let mut reply = Vec::new();
         match error
             .get_ref()
@@ -164,9 +116,7 @@ pub(crate) fn listen(
             let _ = socket2::SockRef::from(socket).set_tcp_nodelay(true);
         }
         debug!("{t}: connected");
-        let codec = Resp::new();
-        let conn = Conn::new(codec.more());
-        Stream::new(codec, conn)
+        Stream::new(Resp::new(), Conn)
     });
     dispatcher.sockets().listen_tcp(
         addr,

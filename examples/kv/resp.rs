@@ -16,11 +16,9 @@
 // different parts of it.
 #![allow(dead_code)]
 
-use std::cell::Cell;
 use std::error::Error;
 use std::fmt;
 use std::io;
-use std::rc::Rc;
 
 use sockmux::{Decoded, Decoder};
 
@@ -120,29 +118,15 @@ pub(crate) fn parse_int(s: &[u8]) -> Option<i64> {
 /// It remembers how far it scanned a multibulk command that is not
 /// complete yet, so that a command of many arguments arriving in many
 /// reads is scanned once.
-///
-/// With each frame it also tells, through [`Resp::more`], whether another
-/// whole command follows in the buffer: the protocol then holds its reply
-/// back and writes the replies of a pipeline together, with one call,
-/// after the last command the buffer holds.
 #[derive(Debug, Default)]
 pub(crate) struct Resp {
     scan: Scan,
-    more: Rc<Cell<bool>>,
-    /// The next command, found whole by the look-ahead.
-    ahead: Option<Decoded>,
 }
 
 impl Resp {
     /// A decoder at the start of a command.
     pub(crate) fn new() -> Resp {
         Resp::default()
-    }
-
-    /// Set with each frame: whether another whole command follows it in
-    /// the buffer (so the stream hands it on next, in the same pass).
-    pub(crate) fn more(&self) -> Rc<Cell<bool>> {
-        Rc::clone(&self.more)
     }
 }
 
@@ -166,19 +150,13 @@ impl Scan {
 
     fn multibulk(&mut self, buf: &[u8]) -> Result<Decoded, ProtocolError> {
         if self.left == 0 {
-            let Some(cr) = find(buf, 1, b'\r') else {
-                if buf.len() > MAX_INLINE {
-                    return Err(ProtocolError::TooBigMbulkCount);
-                }
-                return Ok(Decoded::NeedMore { frame_len: None });
+            let (count, cr) = match plain_number(buf, 1, MAX_ARGS) {
+                Some((count, cr)) => (count as i64, cr),
+                None => match count(buf)? {
+                    Some(found) => found,
+                    None => return Ok(Decoded::NeedMore { frame_len: None }),
+                },
             };
-            if cr > MAX_INLINE {
-                return Err(ProtocolError::TooBigMbulkCount);
-            }
-            let count = parse_int(&buf[1..cr]).ok_or(ProtocolError::InvalidMultibulkLength)?;
-            if count > MAX_ARGS as i64 {
-                return Err(ProtocolError::InvalidMultibulkLength);
-            }
             if cr + 1 >= buf.len() {
                 return Ok(Decoded::NeedMore { frame_len: None });
             }
@@ -198,19 +176,25 @@ impl Scan {
             if first != b'$' {
                 return Err(ProtocolError::ExpectedDollar(first));
             }
-            let Some(cr) = find(buf, at + 1, b'\r') else {
-                if buf.len() - at > MAX_INLINE {
-                    return Err(ProtocolError::TooBigBulkCount);
+            let (len, cr) = match plain_number(buf, at + 1, MAX_BULK) {
+                Some(found) => found,
+                None => {
+                    let Some(cr) = find(buf, at + 1, b'\r') else {
+                        if buf.len() - at > MAX_INLINE {
+                            return Err(ProtocolError::TooBigBulkCount);
+                        }
+                        return Ok(Decoded::NeedMore { frame_len: None });
+                    };
+                    if cr - at > MAX_INLINE {
+                        return Err(ProtocolError::TooBigBulkCount);
+                    }
+                    let len = parse_int(&buf[at + 1..cr])
+                        .filter(|&len| (0..=MAX_BULK as i64).contains(&len))
+                        .ok_or(ProtocolError::InvalidBulkLength)?;
+                    (len as usize, cr)
                 }
-                return Ok(Decoded::NeedMore { frame_len: None });
             };
-            if cr - at > MAX_INLINE {
-                return Err(ProtocolError::TooBigBulkCount);
-            }
-            let len = parse_int(&buf[at + 1..cr])
-                .filter(|&len| (0..=MAX_BULK as i64).contains(&len))
-                .ok_or(ProtocolError::InvalidBulkLength)?;
-            let end = cr + 2 + len as usize + 2;
+            let end = cr + 2 + len + 2;
             if end > MAX_QUERY {
                 return Err(ProtocolError::TooBigQuery);
             }
@@ -250,11 +234,55 @@ impl Scan {
     }
 }
 
+/// The argument count of a multibulk command, read with Redis's checks
+/// and errors: the count and where its `\r` is; `None` while the line is
+/// not all there.
+fn count(buf: &[u8]) -> Result<Option<(i64, usize)>, ProtocolError> {
+    let Some(cr) = find(buf, 1, b'\r') else {
+        if buf.len() > MAX_INLINE {
+            return Err(ProtocolError::TooBigMbulkCount);
+        }
+        return Ok(None);
+    };
+    if cr > MAX_INLINE {
+        return Err(ProtocolError::TooBigMbulkCount);
+    }
+    let count = parse_int(&buf[1..cr]).ok_or(ProtocolError::InvalidMultibulkLength)?;
+    if count > MAX_ARGS as i64 {
+        return Err(ProtocolError::InvalidMultibulkLength);
+    }
+    Ok(Some((count, cr)))
+}
+
 fn frame(end: usize) -> Decoded {
     Decoded::Frame {
         payload: 0..end,
         consumed: end,
     }
+}
+
+/// The everyday number of a `$` or `*` line, read in one pass: the
+/// digits from `from` up to a `\r`, with no sign and no leading zero, at
+/// most `max`; returns it and where its `\r` is. `None` for anything else
+/// (not all there yet, signed, too large, not a number), which the
+/// careful path ([`find`], then [`parse_int`]) then judges, with Redis's
+/// errors.
+#[inline]
+fn plain_number(buf: &[u8], from: usize, max: usize) -> Option<(usize, usize)> {
+    let digits = buf.get(from..)?;
+    let mut n: u64 = 0;
+    // Ten digits exceed any limit here: the careful path decides.
+    for (i, &d) in digits.iter().enumerate().take(11) {
+        if d == b'\r' {
+            let plain = i == 1 || (i > 1 && digits[0] != b'0');
+            return (plain && n <= max as u64).then_some((n as usize, from + i));
+        }
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u64::from(d - b'0');
+    }
+    None
 }
 
 fn find(buf: &[u8], from: usize, byte: u8) -> Option<usize> {
@@ -268,25 +296,7 @@ impl Decoder for Resp {
     type Error = ProtocolError;
 
     fn decode(&mut self, buf: &[u8]) -> Result<Decoded, ProtocolError> {
-        // The next call's buffer starts where the last frame ended (the
-        // decoder's contract), so a command found by the look-ahead is
-        // handed on without a second scan.
-        let decoded = match self.ahead.take() {
-            Some(frame) => frame,
-            None => self.scan.command(buf)?,
-        };
-        if let Decoded::Frame { consumed, .. } = decoded {
-            // A look at the next command, from scratch: the scan's state
-            // stays the stream's.
-            match Scan::default().command(&buf[consumed..]) {
-                Ok(next @ Decoded::Frame { .. }) => {
-                    self.ahead = Some(next);
-                    self.more.set(true);
-                }
-                _ => self.more.set(false),
-            }
-        }
-        Ok(decoded)
+        self.scan.command(buf)
     }
 }
 
@@ -350,12 +360,14 @@ impl<'a> Args<'a> {
     /// The arguments of `frame`, a payload [`Resp`] cut.
     pub(crate) fn new(frame: &'a [u8]) -> Args<'a> {
         if frame.first() == Some(&b'*') {
-            let cr = find(frame, 1, b'\r').unwrap_or(frame.len());
-            let count = parse_int(&frame[1..cr]).unwrap_or(0).max(0);
+            let (count, cr) = plain_number(frame, 1, MAX_ARGS).unwrap_or_else(|| {
+                let cr = find(frame, 1, b'\r').unwrap_or(frame.len());
+                (parse_int(&frame[1..cr]).unwrap_or(0).max(0) as usize, cr)
+            });
             Args {
                 frame,
                 at: cr + 2,
-                left: count as usize,
+                left: count,
             }
         } else {
             Args {
@@ -397,8 +409,13 @@ impl<'a> Iterator for Args<'a> {
         if self.left == 0 {
             return None;
         }
-        let cr = find(self.frame, self.at, b'\r')?;
-        let len = parse_int(self.frame.get(self.at + 1..cr)?)? as usize;
+        let (len, cr) = match plain_number(self.frame, self.at + 1, MAX_BULK) {
+            Some(found) => found,
+            None => {
+                let cr = find(self.frame, self.at, b'\r')?;
+                (parse_int(self.frame.get(self.at + 1..cr)?)? as usize, cr)
+            }
+        };
         let start = cr + 2;
         let arg = self.frame.get(start..start + len)?;
         self.at = start + len + 2;

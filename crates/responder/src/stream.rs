@@ -69,7 +69,11 @@ const IDLE_CHECKS: u32 = 4;
 ///
 /// [`StreamIo::write`] writes through at once; only what the socket does
 /// not take is queued (in a ring, written out with one vectored call), and
-/// the queue's memory is freed when it drains. When the queue reaches the
+/// the queue's memory is freed when it drains. The replies to frames that
+/// follow each other in one read (a pipeline) are held in a buffer the
+/// dispatcher's streams share and written together after the last of
+/// them, with one call: a lone request's reply is never copied or held.
+/// [`StreamIo::write_with`] encodes a reply straight into that buffer. When the queue reaches the
 /// high-water mark the stream stops reading that peer (and calling
 /// [`Protocol::frame`]) and calls [`Protocol::paused`]; when it drains to
 /// the low-water mark it calls [`Protocol::resumed`], hands on the frames
@@ -371,8 +375,22 @@ enum Pass {
 }
 
 /// Hands every complete frame at the start of `buf` to the protocol;
-/// returns the bytes consumed and how the pass ended.
+/// returns the bytes consumed and how the pass ended. The replies to
+/// frames that follow each other in `buf` are written together at the end.
 fn decode<S, C: Decoder, P: Protocol<S>>(
+    codec: &mut C,
+    protocol: &mut P,
+    out: &mut Output,
+    cx: &mut Context<'_, S>,
+    high: usize,
+    buf: &[u8],
+) -> (usize, Pass) {
+    let ended = decode_frames(codec, protocol, out, cx, high, buf);
+    out.uncork(cx);
+    ended
+}
+
+fn decode_frames<S, C: Decoder, P: Protocol<S>>(
     codec: &mut C,
     protocol: &mut P,
     out: &mut Output,
@@ -390,8 +408,13 @@ fn decode<S, C: Decoder, P: Protocol<S>>(
             Ok(Decoded::Frame { payload, consumed }) => {
                 let frame = &buf[at..][payload];
                 at += consumed;
+                if at < buf.len() {
+                    // More may follow: hold the replies for one write. A
+                    // lone request's reply goes straight out, uncopied.
+                    out.cork(cx);
+                }
                 protocol.frame(frame, &mut StreamIo { cx, out });
-                if out.queue.len() >= high || !out.ending_allows_reading() {
+                if out.pending(cx) >= high || !out.ending_allows_reading() {
                     return (at, Pass::Stopped);
                 }
             }

@@ -92,6 +92,12 @@ pub(crate) struct LoopState<S> {
     /// The one read buffer every [`Stream`](crate::Stream) reads into (a
     /// stream keeps only a partial frame's bytes); empty until first used.
     pub(crate) scratch: Vec<u8>,
+    /// The buffer a stream holds a pipeline's replies in, to write them
+    /// with one call (and that [`StreamIo::write_with`] encodes into);
+    /// empty between calls.
+    ///
+    /// [`StreamIo::write_with`]: crate::StreamIo::write_with
+    pub(crate) batch: Vec<u8>,
     /// Sockets whose responder's `notified` hook is to run, each once.
     pub(crate) notified: VecDeque<Token>,
 }
@@ -110,6 +116,7 @@ impl<S> LoopState<S> {
             stop_requested: None,
             stopping: None,
             scratch: Vec::new(),
+            batch: Vec::new(),
             notified: VecDeque::new(),
         }
     }

@@ -38,7 +38,18 @@ pub(crate) struct Output {
     pub(crate) write_shut: bool,
     /// Counts writes that moved bytes (for the idle check).
     pub(crate) writes: u64,
+    /// A decoding pass with more than one frame is under way: what the
+    /// protocol writes is held in the dispatcher's shared batch buffer and
+    /// written together at the end of the pass ([`Output::uncork`]).
+    pub(crate) corked: bool,
 }
+
+/// A pass's held replies are written out once they reach this many bytes,
+/// so the batch buffer stays small and the water marks hold.
+const BATCH_FLUSH: usize = 64 * 1024;
+/// The shared batch buffer is freed after a pass that grew it past this
+/// (a reply of a large value), not kept for the dispatcher's life.
+const BATCH_KEEP: usize = 256 * 1024;
 
 impl Output {
     pub(crate) fn new() -> Output {
@@ -48,6 +59,108 @@ impl Output {
             ending: Ending::Open,
             write_shut: false,
             writes: 0,
+            corked: false,
+        }
+    }
+
+    /// Bytes written and not taken by the socket yet: queued, or held in
+    /// the batch of the pass under way.
+    #[inline]
+    pub(crate) fn pending<S>(&self, cx: &Context<'_, S>) -> usize {
+        let held = if self.corked {
+            cx.sockets.core.batch.len()
+        } else {
+            0
+        };
+        self.queue.len() + held
+    }
+
+    /// Starts holding what the protocol writes for the end of the pass
+    /// (more frames follow in the buffer).
+    #[inline]
+    pub(crate) fn cork<S>(&mut self, cx: &mut Context<'_, S>) {
+        if !self.corked {
+            self.corked = true;
+            // Left over by a pass whose protocol panicked: not this one's.
+            cx.sockets.core.batch.clear();
+        }
+    }
+
+    /// Ends the pass: writes what it held, in one call when the socket
+    /// takes it.
+    #[inline]
+    pub(crate) fn uncork<S>(&mut self, cx: &mut Context<'_, S>) {
+        if self.corked {
+            self.write_batch(cx);
+            self.corked = false;
+        }
+    }
+
+    /// Writes out (or queues) the batch held so far and empties it.
+    #[inline(never)]
+    fn write_batch<S>(&mut self, cx: &mut Context<'_, S>) {
+        let mut batch = std::mem::take(&mut cx.sockets.core.batch);
+        if !batch.is_empty() {
+            self.send(cx, &batch);
+            batch.clear();
+        }
+        if batch.capacity() > BATCH_KEEP {
+            batch = Vec::new();
+        }
+        cx.sockets.core.batch = batch;
+    }
+
+    /// Writes `bytes` (not empty, accepted by the stream) through to the
+    /// socket if nothing is queued, and queues what it does not take;
+    /// after a failure they are dropped.
+    #[inline]
+    fn send<S>(&mut self, cx: &mut Context<'_, S>, bytes: &[u8]) {
+        // The everyday case, a reply the socket takes whole: one call.
+        if self.queue.is_empty() && !matches!(self.ending, Ending::Now(_)) && !self.write_shut {
+            match cx.sockets.write(cx.token, bytes) {
+                Ok(n) if n == bytes.len() => self.writes += 1,
+                result => self.send_rest(bytes, result),
+            }
+            return;
+        }
+        self.send_slow(cx, bytes);
+    }
+
+    /// The rest of [`send`](Output::send) after a first write of `bytes`
+    /// that did not take them all: what the socket did not take is queued;
+    /// after a failure it is dropped.
+    #[inline(never)]
+    fn send_rest(&mut self, bytes: &[u8], result: io::Result<usize>) {
+        let taken = match result {
+            Ok(0) => {
+                self.fail(ErrorKind::WriteZero.into());
+                0
+            }
+            Ok(n) => {
+                self.writes += 1;
+                n
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => 0,
+            Err(e) => {
+                self.fail(e);
+                0
+            }
+        };
+        let rest = &bytes[taken..];
+        if matches!(self.ending, Ending::Now(_)) {
+            self.dropped += rest.len();
+        } else {
+            self.queue.extend(rest);
+        }
+    }
+
+    /// [`send`](Output::send) when bytes are queued or the stream failed.
+    #[inline(never)]
+    fn send_slow<S>(&mut self, _: &mut Context<'_, S>, bytes: &[u8]) {
+        if matches!(self.ending, Ending::Now(_)) || self.write_shut {
+            self.dropped += bytes.len();
+        } else {
+            self.queue.extend(bytes);
         }
     }
 
@@ -68,36 +181,6 @@ impl Output {
         if matches!(self.ending, Ending::Open | Ending::Shutdown) {
             self.ending = Ending::Flush(reason);
         }
-    }
-
-    /// Writes `bytes` to the socket now, as far as it takes them; returns
-    /// how many it took. Stops at a short write: on Linux that proves the
-    /// send buffer full (no extra `WouldBlock` call); elsewhere the table
-    /// keeps the socket writable and the next `Write` event comes anyway.
-    #[inline]
-    fn write_now<S>(&mut self, cx: &mut Context<'_, S>, bytes: &[u8]) -> usize {
-        let mut done = 0;
-        while done < bytes.len() {
-            match cx.sockets.write(cx.token, &bytes[done..]) {
-                Ok(0) => {
-                    self.fail(ErrorKind::WriteZero.into());
-                    break;
-                }
-                Ok(n) => {
-                    done += n;
-                    self.writes += 1;
-                    if done < bytes.len() {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    self.fail(e);
-                    break;
-                }
-            }
-        }
-        done
     }
 
     /// Writes out the queue as far as the socket takes it, with one
@@ -211,9 +294,11 @@ impl<S> StreamIo<'_, '_, S> {
 
     /// Writes `bytes` to the peer, in order after everything written
     /// before: through to the socket at once if nothing is queued, the
-    /// rest queued. After [`shutdown`](StreamIo::shutdown),
-    /// [`abort`](StreamIo::abort) or a failure the bytes are dropped and
-    /// counted as unsent.
+    /// rest queued. While frames handed on from one read follow each other
+    /// (a pipeline), their replies are held and written together after the
+    /// last one: one call for the lot. After
+    /// [`shutdown`](StreamIo::shutdown), [`abort`](StreamIo::abort) or a
+    /// failure the bytes are dropped and counted as unsent.
     ///
     /// # Examples
     ///
@@ -231,83 +316,110 @@ impl<S> StreamIo<'_, '_, S> {
     /// ```
     #[inline]
     pub fn write(&mut self, bytes: &[u8]) {
-        // The everyday case, a reply the socket takes whole: one call.
-        if self.out.queue.is_empty()
-            && self.out.ending == Ending::Open
-            && !self.out.write_shut
-            && !bytes.is_empty()
-        {
-            match self.cx.sockets.write(self.cx.token, bytes) {
-                Ok(n) if n == bytes.len() => self.out.writes += 1,
-                result => self.write_rest(bytes, result),
-            }
+        if bytes.is_empty() {
             return;
         }
-        self.write_slow(bytes);
-    }
-
-    /// The rest of [`write`](StreamIo::write) after a first write of
-    /// `bytes` (not empty) that did not take them all: what the socket did
-    /// not take is queued; after a failure it is dropped.
-    #[inline(never)]
-    fn write_rest(&mut self, bytes: &[u8], result: io::Result<usize>) {
-        let taken = match result {
-            Ok(0) => {
-                self.out.fail(ErrorKind::WriteZero.into());
-                0
-            }
-            Ok(n) => {
-                self.out.writes += 1;
-                n
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => 0,
-            Err(e) => {
-                self.out.fail(e);
-                0
-            }
-        };
-        let rest = &bytes[taken..];
-        if matches!(self.out.ending, Ending::Now(_)) {
-            self.out.dropped += rest.len();
-        } else {
-            self.out.queue.extend(rest);
-        }
-    }
-
-    /// [`write`](StreamIo::write) when bytes are queued, an end is
-    /// decided, or the first write failed (`WouldBlock` included).
-    #[inline(never)]
-    fn write_slow(&mut self, bytes: &[u8]) {
         if self.out.refuses() {
             self.out.dropped += bytes.len();
             return;
         }
-        let mut rest = bytes;
-        if self.out.queue.is_empty() {
-            let n = self.out.write_now(self.cx, rest);
-            rest = &rest[n..];
-            if matches!(self.out.ending, Ending::Now(_)) {
-                self.out.dropped += rest.len();
-                return;
-            }
-        }
-        if !rest.is_empty() {
-            self.out.queue.extend(rest);
+        if self.out.corked {
+            self.hold(bytes);
+        } else {
+            self.out.send(self.cx, bytes);
         }
     }
 
-    /// Bytes written by the protocol and not yet taken by the socket.
+    /// [`write`](StreamIo::write) during a pipeline: into the pass's batch.
+    #[inline(never)]
+    fn hold(&mut self, bytes: &[u8]) {
+        let batch = &mut self.cx.sockets.core.batch;
+        if batch.len() + bytes.len() <= BATCH_FLUSH {
+            batch.extend_from_slice(bytes);
+            return;
+        }
+        // Large: what is held first, then these without a copy.
+        self.out.write_batch(self.cx);
+        self.out.send(self.cx, bytes);
+    }
+
+    /// Writes what `encode` appends to the buffer it is given, as
+    /// [`write`](StreamIo::write) would write it, and returns what
+    /// `encode` returns: a reply encoded straight into the buffer the
+    /// stream writes from, with no buffer of the protocol's own and no
+    /// copy. `encode` gets the loop's shared state too, to encode from it.
+    ///
+    /// The buffer is the dispatcher's, shared by its streams: it may hold
+    /// earlier replies of the same pipeline, which `encode` must leave as
+    /// they are (it should only append).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use sockmux_responder::{Protocol, StreamIo};
+    ///
+    /// /// Counts the lines of all connections; answers each with the count
+    /// /// so far, formatted in place.
+    /// struct Count;
+    ///
+    /// impl Protocol<u64> for Count {
+    ///     fn frame(&mut self, _: &[u8], io: &mut StreamIo<'_, '_, u64>) {
+    ///         io.write_with(|buf, count| {
+    ///             *count += 1;
+    ///             writeln!(buf, "{count}")
+    ///         })
+    ///         .expect("a Vec takes any write");
+    ///     }
+    /// }
+    /// # let _ = Count;
+    /// ```
+    pub fn write_with<R>(&mut self, encode: impl FnOnce(&mut Vec<u8>, &mut S) -> R) -> R {
+        if self.out.corked {
+            let batch = &mut self.cx.sockets.core.batch;
+            let start = batch.len();
+            let result = encode(batch, self.cx.state);
+            let written = batch.len().saturating_sub(start);
+            if self.out.refuses() {
+                batch.truncate(start);
+                self.out.dropped += written;
+            } else if batch.len() >= BATCH_FLUSH {
+                self.out.write_batch(self.cx);
+            }
+            return result;
+        }
+        let mut batch = std::mem::take(&mut self.cx.sockets.core.batch);
+        batch.clear();
+        let result = encode(&mut batch, self.cx.state);
+        if !batch.is_empty() {
+            if self.out.refuses() {
+                self.out.dropped += batch.len();
+            } else {
+                self.out.send(self.cx, &batch);
+            }
+            batch.clear();
+        }
+        if batch.capacity() > BATCH_KEEP {
+            batch = Vec::new();
+        }
+        self.cx.sockets.core.batch = batch;
+        result
+    }
+
+    /// Bytes written by the protocol and not yet taken by the socket:
+    /// queued, or held to go out with the rest of a pipeline's replies.
     ///
     /// # Examples
     ///
     /// ```
     /// use sockmux_responder::{Protocol, StreamIo};
     ///
+    /// /// Drops what a peer sends while a megabyte waits for it.
     /// struct Polite;
     ///
     /// impl Protocol<()> for Polite {
     ///     fn frame(&mut self, frame: &[u8], io: &mut StreamIo<'_, '_, ()>) {
-    ///         if io.queued() == 0 {
+    ///         if io.queued() < 1 << 20 {
     ///             io.write(frame);
     ///         }
     ///     }
@@ -315,7 +427,7 @@ impl<S> StreamIo<'_, '_, S> {
     /// # let _ = Polite;
     /// ```
     pub fn queued(&self) -> usize {
-        self.out.queue.len()
+        self.out.pending(self.cx)
     }
 
     /// Closes the connection once everything queued is written
