@@ -654,6 +654,13 @@ impl Protocol<Seen> for Pipelined {
 /// A dispatcher with one [`Pipelined`] stream over loopback TCP, and the
 /// client's end.
 fn pipelined() -> (Dispatcher<Seen>, TcpStream) {
+    pipelined_with(|stream| stream)
+}
+
+/// [`pipelined`], the stream set up by `setup`.
+fn pipelined_with(
+    setup: impl FnOnce(Stream<Lines, Pipelined>) -> Stream<Lines, Pipelined>,
+) -> (Dispatcher<Seen>, TcpStream) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let client = connect(listener.local_addr().unwrap());
     let (accepted, _) = listener.accept().unwrap();
@@ -663,7 +670,7 @@ fn pipelined() -> (Dispatcher<Seen>, TcpStream) {
         .register(
             accepted,
             sockmux::Interest::READABLE,
-            Stream::new(Lines::new(1024), Pipelined),
+            setup(Stream::new(Lines::new(1024), Pipelined)),
         )
         .unwrap();
     (dispatcher, client)
@@ -695,6 +702,18 @@ fn a_pipeline_s_replies_are_written_together_in_order() {
     turn_until(&mut dispatcher, LIMIT, |d| d.state().queued.len() == 6);
     assert_eq!(dispatcher.state().queued[5], 0, "written through");
     expect_reply(&mut client, b"w\n");
+}
+
+/// Held replies that reach the high-water mark go out at once; the socket
+/// takes them, so the frames after them are handed on in the same pass
+/// (a stop there would strand them: no `Read` comes for bytes already
+/// read). Found by fuzz/fuzz_targets/write_queue.rs.
+#[test]
+fn held_replies_at_the_high_water_mark_do_not_strand_the_rest() {
+    let (mut dispatcher, mut client) = pipelined_with(|s| s.water_marks(1, 4));
+    client.write_all(b"aa\nbb\ncc\ndd\n").unwrap();
+    turn_until(&mut dispatcher, LIMIT, |d| d.state().queued.len() == 4);
+    expect_reply(&mut client, b"aa\nbb\ncc\ndd\n");
 }
 
 /// A reply too large to hold goes out after the held ones, uncopied, and

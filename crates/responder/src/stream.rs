@@ -414,7 +414,13 @@ fn decode_frames<S, C: Decoder, P: Protocol<S>>(
                     out.cork(cx);
                 }
                 protocol.frame(frame, &mut StreamIo { cx, out });
-                if out.pending(cx) >= high || !out.ending_allows_reading() {
+                if out.corked && out.pending(cx) >= high {
+                    // Held replies at the mark: out now, and stop only if
+                    // the socket leaves them queued (then the stream
+                    // pauses, and resumes to hand on the rest).
+                    out.write_held(cx);
+                }
+                if out.queue.len() >= high || !out.ending_allows_reading() {
                     return (at, Pass::Stopped);
                 }
             }

@@ -91,14 +91,14 @@ impl Output {
     #[inline]
     pub(crate) fn uncork<S>(&mut self, cx: &mut Context<'_, S>) {
         if self.corked {
-            self.write_batch(cx);
+            self.write_held(cx);
             self.corked = false;
         }
     }
 
     /// Writes out (or queues) the batch held so far and empties it.
     #[inline(never)]
-    fn write_batch<S>(&mut self, cx: &mut Context<'_, S>) {
+    pub(crate) fn write_held<S>(&mut self, cx: &mut Context<'_, S>) {
         let mut batch = std::mem::take(&mut cx.sockets.core.batch);
         if !batch.is_empty() {
             self.send(cx, &batch);
@@ -339,7 +339,7 @@ impl<S> StreamIo<'_, '_, S> {
             return;
         }
         // Large: what is held first, then these without a copy.
-        self.out.write_batch(self.cx);
+        self.out.write_held(self.cx);
         self.out.send(self.cx, bytes);
     }
 
@@ -384,7 +384,7 @@ impl<S> StreamIo<'_, '_, S> {
                 batch.truncate(start);
                 self.out.dropped += written;
             } else if batch.len() >= BATCH_FLUSH {
-                self.out.write_batch(self.cx);
+                self.out.write_held(self.cx);
             }
             return result;
         }
