@@ -74,7 +74,9 @@ mod linux {
         Responder, Sender, Stream, StreamIo, TimerId, Token,
     };
 
-    use crate::util::{fnv1a, reset, rlimit, Rng, FNV_START, LIMIT};
+    use crate::util::{
+        fnv1a, read_to_end, read_to_end_slowly, reset, rlimit, send_pattern, Rng, FNV_START, LIMIT,
+    };
 
     /// The population of client threads.
     const CLIENTS: usize = 2000;
@@ -116,6 +118,8 @@ mod linux {
     struct Gauges {
         table: AtomicUsize,
         turns: AtomicU64,
+        /// The server has stopped connecting to the dead port.
+        quiet: std::sync::atomic::AtomicBool,
         /// The server thread's `/proc/self/task/TID` folder.
         task: OnceLock<String>,
     }
@@ -162,6 +166,7 @@ mod linux {
         control: Option<Receiver<Command>>,
         timer: Option<TimerId>,
         dead: SocketAddr,
+        gauges: Arc<Gauges>,
     }
 
     impl Responder<Server> for UdpEcho {
@@ -202,6 +207,7 @@ mod linux {
                                 if let Some(id) = self.timer.take() {
                                     cx.cancel_timer(id);
                                 }
+                                self.gauges.quiet.store(true, Ordering::Relaxed);
                             }
                             Command::Stop => cx.stop(),
                         }
@@ -265,6 +271,7 @@ mod linux {
             control: None,
             timer: None,
             dead,
+            gauges: Arc::clone(&gauges),
         };
         let udp = dispatcher.sockets().bind_udp("127.0.0.1:0", udp).unwrap();
         let task = std::fs::read_link("/proc/thread-self").unwrap();
@@ -418,40 +425,12 @@ mod linux {
         }
     }
 
-    /// Sends `len` bytes from `seed` in pieces of `piece`, then
+    /// Sends `len` bytes from `seed` (see [`send_pattern`]), then
     /// `shutdown(Write)`; returns their checksum.
-    fn send_all(mut conn: TcpStream, len: usize, piece: usize, seed: u64) -> io::Result<u64> {
-        let mut rng = Rng::new(seed);
-        let mut buf = vec![0; piece];
-        let (mut sent, mut hash) = (0, FNV_START);
-        while sent < len {
-            let n = piece.min(len - sent);
-            rng.fill(&mut buf[..n]);
-            conn.write_all(&buf[..n])?;
-            hash = fnv1a(hash, &buf[..n]);
-            sent += n;
-        }
+    fn send_all(mut conn: TcpStream, len: usize, seed: u64) -> io::Result<u64> {
+        let hash = send_pattern(&mut conn, len, seed, None)?;
         conn.shutdown(Shutdown::Write)?;
         Ok(hash)
-    }
-
-    /// Reads to the end, `piece` bytes at most per read and `pause` after
-    /// each; returns the length and checksum.
-    fn read_all(conn: &mut TcpStream, piece: usize, pause: Duration) -> io::Result<(usize, u64)> {
-        let mut buf = vec![0; piece];
-        let (mut got, mut hash) = (0, FNV_START);
-        loop {
-            match conn.read(&mut buf)? {
-                0 => return Ok((got, hash)),
-                n => {
-                    got += n;
-                    hash = fnv1a(hash, &buf[..n]);
-                    if !pause.is_zero() {
-                        thread::sleep(pause);
-                    }
-                }
-            }
-        }
     }
 
     /// `len` bytes sent from a second thread while this one reads the echo
@@ -468,8 +447,8 @@ mod linux {
         let seed = rng.next_u64();
         let sender = thread::Builder::new()
             .stack_size(128 * 1024)
-            .spawn(move || send_all(writer, len, 64 * 1024, seed))?;
-        let got = read_all(&mut conn, piece, pause);
+            .spawn(move || send_all(writer, len, seed))?;
+        let got = read_to_end_slowly(&mut conn, piece, pause);
         let sent = sender.join().expect("the sender thread")?;
         let got = got?;
         if got != (len, sent) {
@@ -493,8 +472,8 @@ mod linux {
             Kind::HalfCloser => {
                 converse(&mut conn, rng, until, load)?;
                 let seed = rng.next_u64();
-                let sent = send_all(conn.try_clone()?, 64 * 1024, 16 * 1024, seed)?;
-                let got = read_all(&mut conn, 64 * 1024, Duration::ZERO)?;
+                let sent = send_all(conn.try_clone()?, 64 * 1024, seed)?;
+                let got = read_to_end(&mut conn)?;
                 if got != (64 * 1024, sent) {
                     return Err(checksum_error("half-close", (64 * 1024, sent), got));
                 }
@@ -514,8 +493,12 @@ mod linux {
         }
     }
 
-    /// One client thread: sessions until the load ends.
-    fn client(seed: u64, load: &Load) {
+    /// One client thread: sessions until the load ends, the first after
+    /// `delay` (the clients' first connects are spread over the ramp's
+    /// first two seconds: 2,000 threads made runnable at once would keep
+    /// the server's thread off the CPU for seconds).
+    fn client(seed: u64, delay: Duration, load: &Load) {
+        thread::sleep(delay);
         let mut rng = Rng::new(seed);
         // The first sessions end spread over 0–20 s, the next last 10–30 s:
         // about CLIENTS / 20 new connections a second from the start.
@@ -788,6 +771,7 @@ mod linux {
             let (go, load) = (Arc::clone(&go), Arc::clone(&load));
             let seed = seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
             let udp = i >= clients;
+            let delay = Duration::from_secs(2) * i as u32 / clients as u32;
             let thread = thread::Builder::new()
                 .stack_size(128 * 1024)
                 .spawn(move || {
@@ -798,7 +782,7 @@ mod linux {
                             load.fail(format!("udp client: {e}"));
                         }
                     } else {
-                        client(seed, load);
+                        client(seed, delay, load);
                     }
                     load.done.fetch_add(1, Ordering::Relaxed);
                 })
@@ -889,7 +873,9 @@ mod linux {
         }
         started.control.send(Command::Quiet).unwrap();
         wait_for("the table and the descriptors back at baseline", || {
-            gauges.table.load(Ordering::Relaxed) == baseline.table && descriptors() == baseline.fds
+            gauges.quiet.load(Ordering::Relaxed)
+                && gauges.table.load(Ordering::Relaxed) == baseline.table
+                && descriptors() == baseline.fds
         });
         let drained = sample(start, &gauges, Some(load));
         print_row(&drained, samples.last().unwrap());
@@ -974,7 +960,7 @@ mod linux {
         );
         if let Ok(path) = std::env::var("SOCKMUX_SOAK_SVG") {
             let title = format!("soak: {clients} clients, {secs} s, then a 2 s idle tail");
-            std::fs::write(&path, chart(&title, &samples, load_samples)).unwrap();
+            std::fs::write(&path, chart(&title, &samples, [ramp_samples, load_samples])).unwrap();
             println!("soak: chart written to {path}");
         }
 
@@ -1022,9 +1008,10 @@ mod linux {
 
     // --- the chart ---------------------------------------------------------
 
-    /// An SVG of the samples: RSS, descriptors and the table's size
-    /// against time, one panel each, the end of the load marked.
-    fn chart(title: &str, samples: &[Sample], load_samples: usize) -> String {
+    /// An SVG of the samples: RSS, descriptors, the table's size and new
+    /// connections against time, one panel each, the end of the ramp and
+    /// of the load marked.
+    fn chart(title: &str, samples: &[Sample], marks: [usize; 2]) -> String {
         type Series = (&'static str, &'static str, fn(&Sample) -> f64);
         let series: [Series; 4] = [
             ("RSS, MiB", "#1f77b4", |s| s.rss_kib as f64 / 1024.0),
@@ -1035,7 +1022,7 @@ mod linux {
         let (width, panel, left, top) = (720.0, 120.0, 60.0, 40.0);
         let plot_w = width - left - 20.0;
         let t_max = samples.last().map_or(1.0, |s| s.t).max(1.0);
-        let end_t = samples[load_samples - 1].t;
+        let marks = marks.map(|i| samples[i - 1].t);
         let mut svg = String::new();
         let height = top + panel * series.len() as f64 + 30.0;
         svg.push_str(&format!(
@@ -1063,8 +1050,9 @@ mod linux {
                 samples.iter().map(|s| (s.t, value(s))).collect()
             };
             let max = points.iter().map(|p| p.1).fold(0.0, f64::max).max(1.0);
-            let x = |t: f64| left + t / t_max * plot_w;
-            let y = |v: f64| y0 + 14.0 + h - v / max * h;
+            // Coordinates to a tenth of a pixel.
+            let x = |t: f64| ((left + t / t_max * plot_w) * 10.0).round() / 10.0;
+            let y = |v: f64| ((y0 + 14.0 + h - v / max * h) * 10.0).round() / 10.0;
             svg.push_str(&format!(
                 "<text x=\"{left}\" y=\"{}\">{name} (peak {max:.0})</text>\n\
                  <line x1=\"{left}\" y1=\"{}\" x2=\"{left}\" y2=\"{}\" stroke=\"#999\"/>\n\
@@ -1082,13 +1070,15 @@ mod linux {
                 left - 4.0,
                 y(0.0),
             ));
-            svg.push_str(&format!(
-                "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#bbb\" stroke-dasharray=\"4 3\"/>\n",
-                x(end_t),
-                y(max),
-                x(end_t),
-                y(0.0)
-            ));
+            for t in marks {
+                svg.push_str(&format!(
+                    "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#bbb\" stroke-dasharray=\"4 3\"/>\n",
+                    x(t),
+                    y(max),
+                    x(t),
+                    y(0.0)
+                ));
+            }
             let line: Vec<String> = points
                 .iter()
                 .map(|&(t, v)| format!("{:.1},{:.1}", x(t), y(v)))
@@ -1101,9 +1091,11 @@ mod linux {
         let bottom = top + panel * series.len() as f64 + 6.0;
         svg.push_str(&format!(
             "<text x=\"{left}\" y=\"{bottom}\">0 s</text>\n\
-             <text x=\"{}\" y=\"{bottom}\" text-anchor=\"middle\">end of the load</text>\n\
+             <text x=\"{}\" y=\"{bottom}\" text-anchor=\"middle\">ramp over</text>\n\
+             <text x=\"{}\" y=\"{bottom}\" text-anchor=\"middle\">load over</text>\n\
              <text x=\"{}\" y=\"{bottom}\" text-anchor=\"end\">{t_max:.0} s</text>\n</svg>\n",
-            left + end_t / t_max * plot_w,
+            (left + marks[0] / t_max * plot_w).round(),
+            (left + marks[1] / t_max * plot_w).round(),
             left + plot_w
         ));
         svg
