@@ -165,7 +165,12 @@ struct World {
 
 impl World {
     fn violation(&mut self, what: String) {
-        self.violations.push(format!("turn {}: {what}", self.turn));
+        let when = if self.teardown {
+            "the final stop".to_string()
+        } else {
+            format!("turn {}", self.turn)
+        };
+        self.violations.push(format!("{when}: {what}"));
     }
 
     /// A UDP socket with a datagram waiting (it has arrived: `peek` blocks
@@ -765,6 +770,10 @@ fn the_dispatcher_keeps_to_its_model() {
     }));
     let config = ProptestConfig {
         cases: 256,
+        // A failing program is kept beside this file, to run first next time.
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+        )),
         ..ProptestConfig::default()
     };
     proptest!(config, |(steps in prop::collection::vec(step(), 1..64))| {
