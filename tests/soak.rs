@@ -24,14 +24,15 @@
 //! may be logged), every checksum matches, RSS and descriptors level off
 //! (the peak of the second half of the load within a quarter of the first
 //! half's, plus a margin; the load is measured from the end of the ramp,
-//! when nine tenths of the clients are connected), and in the 2 s idle tail the descriptors and the
-//! table are back at their count before the load and the server's loop
-//! does not turn (at most 2 turns: a loop that spins turns thousands of
-//! times). The tail's CPU is printed, not asserted (no test asserts a
-//! CPU amount).
+//! when nine tenths of the clients are connected), and in the 2 s idle
+//! tail the descriptors and the table are back at their count before the
+//! load and the server's loop does not turn (at most 2 turns: a loop that
+//! spins turns thousands of times). The tail's CPU is printed, not
+//! asserted (no test asserts a CPU amount).
 //!
 //! Ignored by default: `cargo test --test soak -- --ignored` runs it;
-//! `SOCKMUX_SOAK_SEED` replays a seed, `SOCKMUX_SOAK_CLIENTS` changes the
+//! `SOCKMUX_SOAK_SEED` replays a seed (the clients' draws; the machine's
+//! timing is its own), `SOCKMUX_SOAK_CLIENTS` changes the
 //! population, `SOCKMUX_SOAK_SVG=PATH` draws the samples as an SVG chart
 //! (docs/soak-chart.svg). Its own binary with its own `main`: it raises
 //! the descriptor limit, and its figures are the process's. Linux only
