@@ -64,6 +64,10 @@ cargo build --workspace --examples
 cargo test --workspace --all-targets
 cargo test --workspace --doc
 
+step "the soak, 10 s (tests/soak.rs)"
+# Ignored in the plain run above; docs/reliability.md, "The soak".
+SOCKMUX_SOAK_SECS=10 cargo test --test soak -- --ignored
+
 # --- the fuzz targets --------------------------------------------------------
 if [[ "${SOCKMUX_SKIP_FUZZ:-0}" != 1 ]]; then
     step "fuzz targets (ci/fuzz.sh)"

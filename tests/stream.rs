@@ -21,7 +21,7 @@ use sockmux::{
     DEFAULT_READ_PER_EVENT,
 };
 
-use util::{fnv1a, turn_until, Rng, FNV_START, LIMIT};
+use util::{fnv1a, read_to_end, send_pattern, turn_until, Rng, FNV_START, LIMIT};
 
 /// What the tests' protocols record.
 #[derive(Debug, Default)]
@@ -135,44 +135,6 @@ where
         .unwrap();
     let addr = dispatcher.sockets().local_addr(listener).unwrap();
     (dispatcher, addr)
-}
-
-/// Sends `len` bytes of [`Rng`] output from `seed` in pieces of at most
-/// `piece` bytes; returns their checksum. Stops early (returning `None`)
-/// when the peer is gone, or when `stop` is set.
-fn send_pattern(
-    conn: &mut TcpStream,
-    len: usize,
-    seed: u64,
-    stop: Option<&AtomicBool>,
-) -> io::Result<u64> {
-    let mut rng = Rng::new(seed);
-    let mut buf = vec![0; 64 * 1024];
-    let (mut sent, mut hash) = (0, FNV_START);
-    while sent < len && !stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
-        let n = buf.len().min(len - sent);
-        rng.fill(&mut buf[..n]);
-        conn.write_all(&buf[..n])?;
-        hash = fnv1a(hash, &buf[..n]);
-        sent += n;
-    }
-    Ok(hash)
-}
-
-/// Reads to the end of the stream; returns the bytes read and their
-/// checksum.
-fn read_to_end(conn: &mut TcpStream) -> io::Result<(usize, u64)> {
-    let mut buf = vec![0; 64 * 1024];
-    let (mut got, mut hash) = (0, FNV_START);
-    loop {
-        match conn.read(&mut buf)? {
-            0 => return Ok((got, hash)),
-            n => {
-                got += n;
-                hash = fnv1a(hash, &buf[..n]);
-            }
-        }
-    }
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {

@@ -8,6 +8,7 @@
 //! - addresses nobody listens on (freed ports); UDP peers and waiting for
 //!   a datagram while turning a dispatcher;
 //! - one seeded random generator ([`Rng`]) and one checksum ([`fnv1a`]);
+//!   sending their pattern and reading to the end with its checksum;
 //! - [`harness`]: the `main` of the `harness = false` binaries, the
 //!   examples' binaries, child processes with a deadline;
 //! - [`served`]: a dispatcher serving on a thread of its own, stopped and
@@ -322,3 +323,54 @@ pub(crate) fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
 
 /// FNV-1a's starting value.
 pub(crate) const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Sends `len` bytes of [`Rng`] output from `seed` in pieces of 64 KiB at
+/// most; returns their checksum ([`fnv1a`]). Stops early when `stop` is
+/// set (the checksum is then of what was sent).
+pub(crate) fn send_pattern(
+    conn: &mut TcpStream,
+    len: usize,
+    seed: u64,
+    stop: Option<&std::sync::atomic::AtomicBool>,
+) -> io::Result<u64> {
+    let mut rng = Rng::new(seed);
+    let mut buf = vec![0; 64 * 1024];
+    let (mut sent, mut hash) = (0, FNV_START);
+    while sent < len && !stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+        let n = buf.len().min(len - sent);
+        rng.fill(&mut buf[..n]);
+        conn.write_all(&buf[..n])?;
+        hash = fnv1a(hash, &buf[..n]);
+        sent += n;
+    }
+    Ok(hash)
+}
+
+/// Reads to the end of the stream; returns the bytes read and their
+/// checksum ([`fnv1a`]).
+pub(crate) fn read_to_end(conn: &mut TcpStream) -> io::Result<(usize, u64)> {
+    read_to_end_slowly(conn, 64 * 1024, Duration::ZERO)
+}
+
+/// [`read_to_end`] as a slow reader: at most `piece` bytes per read, and a
+/// `pause` after each.
+pub(crate) fn read_to_end_slowly(
+    conn: &mut TcpStream,
+    piece: usize,
+    pause: Duration,
+) -> io::Result<(usize, u64)> {
+    let mut buf = vec![0; piece];
+    let (mut got, mut hash) = (0, FNV_START);
+    loop {
+        match conn.read(&mut buf)? {
+            0 => return Ok((got, hash)),
+            n => {
+                got += n;
+                hash = fnv1a(hash, &buf[..n]);
+                if !pause.is_zero() {
+                    std::thread::sleep(pause);
+                }
+            }
+        }
+    }
+}
