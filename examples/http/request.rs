@@ -29,8 +29,6 @@ use crate::date::CachedDate;
 const SERVER: &[u8] = b"sockmux";
 /// How often the cached date is refreshed.
 const DATE_PERIOD: Duration = Duration::from_secs(1);
-/// Room on the stack for a response's head (and a small body).
-const OUT_LEN: usize = 1024;
 
 const HELLO: &[u8] = b"Hello, World!";
 const JSON: &[u8] = br#"{"message":"Hello, World!"}"#;
@@ -205,7 +203,7 @@ fn answer(request: &Request<'_>, frame: &[u8], io: &mut StreamIo<'_, '_, Shared>
     let persistent = request.persistent();
     let head_only = request.method == "HEAD";
     let path = request.target.split('?').next().unwrap_or("");
-    let mut r = Response::new(persistent, request.minor, &io.cx.state.date);
+    let mut r = Response::new(persistent, request.minor);
     r.head_only = head_only;
     let mut body: &[u8] = b"";
     match (request.method, path) {
@@ -253,7 +251,7 @@ fn echo(mut r: Response, body: &Body, frame: &[u8], io: &mut StreamIo<'_, '_, Sh
         Body::Chunked { range, len } => {
             r.ok(b"application/octet-stream", *len);
             let persistent = r.persistent;
-            io.write(r.bytes());
+            r.write_head(io);
             for chunk in chunks(&frame[range.clone()]) {
                 io.write(chunk);
             }
@@ -275,119 +273,139 @@ fn refuse(error: RequestError, io: &mut StreamIo<'_, '_, Shared>) {
         505 => b"HTTP Version Not Supported",
         _ => b"Error",
     };
-    let mut r = Response::new(false, 1, &io.cx.state.date);
+    let mut r = Response::new(false, 1);
     r.error(error.status, reason, b"", error.why.as_bytes());
     r.send(b"", io);
 }
 
-/// A response built on the stack.
+/// A response: its status line and headers, rendered with its body
+/// straight into the stream's write buffer by [`Response::send`].
 struct Response {
-    buf: [u8; OUT_LEN],
-    len: usize,
     persistent: bool,
     /// A response to a HEAD: the headers of a GET, never a body.
     head_only: bool,
     minor: u8,
-    date: [u8; crate::date::DATE_LEN],
+    status: u16,
+    reason: &'static [u8],
+    content_type: &'static [u8],
+    length: usize,
+    /// Whole header lines after the common ones.
+    extra: &'static [u8],
+    /// An error's text (the body, with a line end).
+    why: &'static [u8],
 }
 
+/// A body larger than this is written on its own, not copied after the
+/// head.
+const COPY_BODY: usize = 16 * 1024;
+
 impl Response {
-    fn new(persistent: bool, minor: u8, date: &CachedDate) -> Response {
+    fn new(persistent: bool, minor: u8) -> Response {
         Response {
-            buf: [0; OUT_LEN],
-            len: 0,
             persistent,
             head_only: false,
             minor,
-            date: *date.bytes(),
+            status: 200,
+            reason: b"OK",
+            content_type: b"text/plain",
+            length: 0,
+            extra: b"",
+            why: b"",
         }
     }
 
-    /// Appends `bytes` if they fit; returns whether they did. Every head
-    /// fits (a few fixed headers); a body that does not is written on its
-    /// own by [`Response::send`].
-    fn push(&mut self, bytes: &[u8]) -> bool {
-        match self.buf.get_mut(self.len..self.len + bytes.len()) {
-            Some(room) => {
-                room.copy_from_slice(bytes);
-                self.len += bytes.len();
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn push_number(&mut self, mut n: usize) {
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.push(&digits[at..]);
-    }
-
-    /// The status line and the headers every response has.
-    fn head(&mut self, status: u16, reason: &[u8], content_type: &[u8], length: usize) {
-        self.push(b"HTTP/1.1 ");
-        self.push_number(usize::from(status));
-        self.push(b" ");
-        self.push(reason);
-        self.push(b"\r\nServer: ");
-        self.push(SERVER);
-        self.push(b"\r\nDate: ");
-        let date = self.date;
-        self.push(&date);
-        self.push(b"\r\nContent-Type: ");
-        self.push(content_type);
-        self.push(b"\r\nContent-Length: ");
-        self.push_number(length);
-        self.push(b"\r\n");
-        if !self.persistent {
-            self.push(b"Connection: close\r\n");
-        } else if self.minor == 0 {
-            self.push(b"Connection: keep-alive\r\n");
-        }
-    }
-
-    /// The head of a 200 with a body of `length` bytes (sent, or not for
-    /// a HEAD, by [`Response::send`]).
-    fn ok(&mut self, content_type: &[u8], length: usize) {
-        self.head(200, b"OK", content_type, length);
-        self.push(b"\r\n");
+    /// A 200 with a body of `length` bytes (sent, or not for a HEAD, by
+    /// [`Response::send`]).
+    fn ok(&mut self, content_type: &'static [u8], length: usize) {
+        self.content_type = content_type;
+        self.length = length;
     }
 
     /// An error status with a short text body, `extra` headers (whole
     /// lines) after the common ones.
-    fn error(&mut self, status: u16, reason: &[u8], extra: &[u8], why: &[u8]) {
-        self.head(status, reason, b"text/plain", why.len() + 1);
-        self.push(extra);
-        self.push(b"\r\n");
-        if !self.head_only {
-            self.push(why);
-            self.push(b"\n");
+    fn error(
+        &mut self,
+        status: u16,
+        reason: &'static [u8],
+        extra: &'static [u8],
+        why: &'static [u8],
+    ) {
+        self.status = status;
+        self.reason = reason;
+        self.content_type = b"text/plain";
+        self.length = why.len() + 1;
+        self.extra = extra;
+        self.why = why;
+    }
+
+    /// Appends the status line and the headers.
+    fn head(&self, out: &mut Vec<u8>, date: &[u8]) {
+        out.extend_from_slice(b"HTTP/1.1 ");
+        push_number(out, usize::from(self.status));
+        out.push(b' ');
+        out.extend_from_slice(self.reason);
+        out.extend_from_slice(b"\r\nServer: ");
+        out.extend_from_slice(SERVER);
+        out.extend_from_slice(b"\r\nDate: ");
+        out.extend_from_slice(date);
+        out.extend_from_slice(b"\r\nContent-Type: ");
+        out.extend_from_slice(self.content_type);
+        out.extend_from_slice(b"\r\nContent-Length: ");
+        push_number(out, self.length);
+        out.extend_from_slice(b"\r\n");
+        if !self.persistent {
+            out.extend_from_slice(b"Connection: close\r\n");
+        } else if self.minor == 0 {
+            out.extend_from_slice(b"Connection: keep-alive\r\n");
         }
+        out.extend_from_slice(self.extra);
+        out.extend_from_slice(b"\r\n");
     }
 
-    fn bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
+    /// Writes the head alone (a body follows in pieces).
+    fn write_head(&self, io: &mut StreamIo<'_, '_, Shared>) {
+        io.write_with(|out, shared| self.head(out, shared.date.bytes()));
     }
 
-    /// Writes the response and `body` (not for a HEAD), as one piece
-    /// when the body fits on the stack; closes after it unless persistent.
-    fn send(mut self, body: &[u8], io: &mut StreamIo<'_, '_, Shared>) {
-        if self.head_only || self.push(body) {
-            io.write(self.bytes());
-        } else {
-            io.write(self.bytes());
+    /// Writes the response with `body` (an error's text instead, and
+    /// nothing for a HEAD), rendered in place; closes after it unless
+    /// persistent.
+    fn send(self, body: &[u8], io: &mut StreamIo<'_, '_, Shared>) {
+        let body = match (self.head_only, self.why.is_empty()) {
+            (true, _) => &b""[..],
+            (false, true) => body,
+            (false, false) => self.why,
+        };
+        let apart = body.len() > COPY_BODY;
+        io.write_with(|out, shared| {
+            self.head(out, shared.date.bytes());
+            if !apart {
+                out.extend_from_slice(body);
+                if !self.why.is_empty() && !self.head_only {
+                    out.push(b'\n');
+                }
+            }
+        });
+        if apart {
             io.write(body);
         }
         if !self.persistent {
             io.close();
         }
     }
+}
+
+/// Appends `n` in decimal.
+fn push_number(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
