@@ -390,6 +390,7 @@ fn decode<S, C: Decoder, P: Protocol<S>>(
     ended
 }
 
+#[inline]
 fn decode_frames<S, C: Decoder, P: Protocol<S>>(
     codec: &mut C,
     protocol: &mut P,

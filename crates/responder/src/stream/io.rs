@@ -316,6 +316,27 @@ impl<S> StreamIo<'_, '_, S> {
     /// ```
     #[inline]
     pub fn write(&mut self, bytes: &[u8]) {
+        // The everyday case, a lone reply the socket takes whole: one call.
+        let out = &mut *self.out;
+        if out.queue.is_empty()
+            && out.ending == Ending::Open
+            && !out.write_shut
+            && !out.corked
+            && !bytes.is_empty()
+        {
+            match self.cx.sockets.write(self.cx.token, bytes) {
+                Ok(n) if n == bytes.len() => out.writes += 1,
+                result => out.send_rest(bytes, result),
+            }
+            return;
+        }
+        self.write_slow(bytes);
+    }
+
+    /// [`write`](StreamIo::write) in a pipeline, with bytes queued, or
+    /// with an end decided.
+    #[inline(never)]
+    fn write_slow(&mut self, bytes: &[u8]) {
         if bytes.is_empty() {
             return;
         }
@@ -323,16 +344,11 @@ impl<S> StreamIo<'_, '_, S> {
             self.out.dropped += bytes.len();
             return;
         }
-        if self.out.corked {
-            self.hold(bytes);
-        } else {
+        if !self.out.corked {
             self.out.send(self.cx, bytes);
+            return;
         }
-    }
-
-    /// [`write`](StreamIo::write) during a pipeline: into the pass's batch.
-    #[inline(never)]
-    fn hold(&mut self, bytes: &[u8]) {
+        // Held for the pipeline's one write.
         let batch = &mut self.cx.sockets.core.batch;
         if batch.len() + bytes.len() <= BATCH_FLUSH {
             batch.extend_from_slice(bytes);
