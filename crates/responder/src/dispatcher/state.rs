@@ -434,7 +434,7 @@ fn deadline_after(grace: Duration) -> Instant {
     now.checked_add(grace.min(CENTURY)).unwrap_or(now)
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
     if let Some(s) = payload.downcast_ref::<&str>() {
         s
     } else if let Some(s) = payload.downcast_ref::<String>() {
