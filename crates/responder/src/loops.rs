@@ -1422,7 +1422,7 @@ impl<S: 'static, M> Running<S, M> {
             let more = self.take_mail();
             self.dispatcher.run_queued_work();
             let (core, _) = self.dispatcher.parts();
-            if !self.stopping && (core.stopping.is_some() || core.stop) {
+            if !self.stopping && (core.stops_begun > 0 || core.stop) {
                 // Begun here (a signal, a handler): every loop stops.
                 core.stop = false;
                 debug!("loop {}: stopping: stopping the others", self.index);
