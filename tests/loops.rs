@@ -136,7 +136,12 @@ mod chat {
     }
 
     /// Writes `line` to every member of this loop but `except`.
-    fn deliver(room: &Room, sockets: &mut sockmux::Registry<'_, Room>, line: &[u8], except: Option<Token>) {
+    fn deliver(
+        room: &Room,
+        sockets: &mut sockmux::Registry<'_, Room>,
+        line: &[u8],
+        except: Option<Token>,
+    ) {
         for &t in room.members.iter().filter(|&&t| Some(t) != except) {
             // Short lines to idle test clients: the socket takes them whole.
             let _ = sockets.write(t, line);
@@ -398,10 +403,7 @@ fn serve_without_on_connection_is_invalid_input() {
 /// A message sent to a loop that has ended is refused, not lost silently.
 #[test]
 fn sending_to_an_ended_loop_is_broken_pipe() {
-    let server = Loops::new(1)
-        .messages::<u8>()
-        .start(|_| Ok(()))
-        .unwrap();
+    let server = Loops::new(1).messages::<u8>().start(|_| Ok(())).unwrap();
     let handle = server.handles()[0].clone();
     server.stop(Duration::ZERO);
     server.join().unwrap();

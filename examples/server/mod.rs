@@ -1,7 +1,7 @@
 //! What the server examples (`tcp_echo`, `udp_echo`, `chat`, `kv`, `http`)
-//! share: the command line `[--addr ADDR] [--port PORT] [--help]`,
-//! logging, and the exit codes (0 when done, 1 on an error, 2 for a bad
-//! command line).
+//! share: the command line `[--addr ADDR] [--port PORT] [--help]` (and
+//! `[--threads N]` for those that can run several loops), logging, and the
+//! exit codes (0 when done, 1 on an error, 2 for a bad command line).
 
 use std::io;
 use std::process::ExitCode;
@@ -9,14 +9,41 @@ use std::process::ExitCode;
 /// Parses the command line, initialises the logger and calls `run` with
 /// the address to serve on (`127.0.0.1` and `default_port` unless given);
 /// `usage` is printed for `--help` and after a bad argument.
+#[allow(dead_code)] // each example uses this or `main_threaded`
 pub(crate) fn main(
     name: &str,
     usage: &str,
     default_port: u16,
     run: impl FnOnce((&str, u16)) -> io::Result<()>,
 ) -> ExitCode {
+    serve(name, usage, default_port, false, |addr, _| run(addr))
+}
+
+/// [`main`] for a server that can run several loops: `--threads N` (at
+/// least 1, default 1) is passed to `run` with the address.
+#[allow(dead_code)] // each example uses this or `main`
+pub(crate) fn main_threaded(
+    name: &str,
+    usage: &str,
+    default_port: u16,
+    run: impl FnOnce((&str, u16), usize) -> io::Result<()>,
+) -> ExitCode {
+    serve(name, usage, default_port, true, run)
+}
+
+fn serve(
+    name: &str,
+    usage: &str,
+    default_port: u16,
+    threaded: bool,
+    run: impl FnOnce((&str, u16), usize) -> io::Result<()>,
+) -> ExitCode {
     env_logger::init();
-    let (addr, port) = match parse_args(default_port) {
+    let Args {
+        addr,
+        port,
+        threads,
+    } = match parse_args(default_port, threaded) {
         Ok(Some(args)) => args,
         Ok(None) => {
             println!("{usage}");
@@ -27,7 +54,7 @@ pub(crate) fn main(
             return ExitCode::from(2);
         }
     };
-    match run((addr.as_str(), port)) {
+    match run((addr.as_str(), port), threads) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{name}: {e}");
@@ -36,18 +63,34 @@ pub(crate) fn main(
     }
 }
 
-/// `Ok(None)` means `--help`.
-fn parse_args(default_port: u16) -> Result<Option<(String, u16)>, lexopt::Error> {
+struct Args {
+    addr: String,
+    port: u16,
+    threads: usize,
+}
+
+/// `Ok(None)` means `--help`; `--threads` only if `threaded`.
+fn parse_args(default_port: u16, threaded: bool) -> Result<Option<Args>, lexopt::Error> {
     use lexopt::prelude::*;
-    let (mut addr, mut port) = (String::from("127.0.0.1"), default_port);
+    let mut args = Args {
+        addr: String::from("127.0.0.1"),
+        port: default_port,
+        threads: 1,
+    };
     let mut parser = lexopt::Parser::from_env();
     while let Some(arg) = parser.next()? {
         match arg {
-            Long("addr") | Short('a') => addr = parser.value()?.string()?,
-            Long("port") | Short('p') => port = parser.value()?.parse()?,
+            Long("addr") | Short('a') => args.addr = parser.value()?.string()?,
+            Long("port") | Short('p') => args.port = parser.value()?.parse()?,
+            Long("threads") | Short('t') if threaded => {
+                args.threads = parser.value()?.parse()?;
+                if args.threads == 0 {
+                    return Err("--threads must be at least 1".into());
+                }
+            }
             Long("help") | Short('h') => return Ok(None),
             _ => return Err(arg.unexpected()),
         }
     }
-    Ok(Some((addr, port)))
+    Ok(Some(args))
 }

@@ -1289,13 +1289,14 @@ impl<M: Send + 'static> Start<M> {
             make: None,
             on_message: None,
         };
-        let state = panic::catch_unwind(AssertUnwindSafe(|| setup(&mut given)))
-            .unwrap_or_else(|payload| {
+        let state = panic::catch_unwind(AssertUnwindSafe(|| setup(&mut given))).unwrap_or_else(
+            |payload| {
                 Err(io::Error::other(format!(
                     "setup panicked: {}",
                     panic_message(&*payload)
                 )))
-            })?;
+            },
+        )?;
         let (make, on_message) = (given.make, given.on_message);
         if !self.signals.is_empty() {
             core.sockets.watch_signals(&self.signals)?;
@@ -1361,10 +1362,15 @@ impl<M> Dealer<M> {
     fn deal(&mut self, mut socket: Socket) {
         while let Some(index) = self.loads.least_loaded(&self.alive) {
             let load = self.loads.enter(index);
-            match self.handles[index].tx.try_send(Mail::Connection(socket, load)) {
+            match self.handles[index]
+                .tx
+                .try_send(Mail::Connection(socket, load))
+            {
                 Ok(()) => return,
-                Err(mpsc::TrySendError::Disconnected(Mail::Connection(back, _))
-                | mpsc::TrySendError::Full(Mail::Connection(back, _))) => {
+                Err(
+                    mpsc::TrySendError::Disconnected(Mail::Connection(back, _))
+                    | mpsc::TrySendError::Full(Mail::Connection(back, _)),
+                ) => {
                     debug!("loop {index} has ended: no more connections for it");
                     self.alive[index] = false;
                     socket = back;
@@ -1488,11 +1494,17 @@ impl<S: 'static, M> Running<S, M> {
     /// its `on_connection` makes.
     fn connection(&mut self, socket: Socket, load: Load) {
         let Some(make) = &mut self.make else {
-            debug!("loop {}: a connection, and no on_connection: closed", self.index);
+            debug!(
+                "loop {}: a connection, and no on_connection: closed",
+                self.index
+            );
             return;
         };
         let (core, state) = self.dispatcher.parts();
-        let token = match core.sockets.register(socket, Interest::READABLE, Default::default()) {
+        let token = match core
+            .sockets
+            .register(socket, Interest::READABLE, Default::default())
+        {
             Ok(token) => token,
             Err(e) => {
                 debug!("loop {}: registering a connection failed: {e}", self.index);
