@@ -15,17 +15,10 @@ use tokio::net::{TcpListener, TcpStream};
 ///
 /// An OS error from building the runtime or from accepting.
 pub fn serve_tokio(listener: StdListener) -> io::Result<()> {
-    listener.set_nonblocking(true)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()?;
-    runtime.block_on(async move {
-        let listener = TcpListener::from_std(listener)?;
-        loop {
-            let (stream, _) = listener.accept().await?;
-            tokio::spawn(echo(stream));
-        }
-    })
+    serve_on(&runtime, listener)
 }
 
 /// Serves echo on `listener` forever on a tokio multi-thread runtime with
@@ -35,11 +28,16 @@ pub fn serve_tokio(listener: StdListener) -> io::Result<()> {
 ///
 /// An OS error from building the runtime or from accepting.
 pub fn serve_tokio_multi(listener: StdListener, workers: usize) -> io::Result<()> {
-    listener.set_nonblocking(true)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_io()
         .build()?;
+    serve_on(&runtime, listener)
+}
+
+/// Accepts on `listener` forever, a task per connection, on `runtime`.
+fn serve_on(runtime: &tokio::runtime::Runtime, listener: StdListener) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
     runtime.block_on(async move {
         let listener = TcpListener::from_std(listener)?;
         loop {

@@ -230,7 +230,11 @@ pub(crate) fn main() -> Result<(), Box<dyn Error>> {
         }
     }
     let contenders = contenders(&o, &bin_dir);
-    if o.pin && contenders.iter().any(|c| MULTI_THREADED.contains(&c.label.as_str())) {
+    if o.pin
+        && contenders
+            .iter()
+            .any(|c| MULTI_THREADED.contains(&c.label.as_str()))
+    {
         eprintln!(
             "note: {MULTI_THREADED:?} run more than one thread; pinned to core {SERVER_CORE} \
              they share one core: add --no-pin to measure them (see docs/scaling.md)"
