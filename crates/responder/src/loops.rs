@@ -12,9 +12,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use log::{debug, error, trace};
-use sockmux_core::{
-    Event, Interest, IntoSocket, Receiver, Sender, Signal, Socket, Sockets, TimerId, Token,
-};
+use sockmux_core::{Event, Interest, Receiver, Sender, Signal, Socket, Sockets, TimerId, Token};
 
 use crate::dispatcher::{panic_message, LoopState};
 use crate::{Acceptor, Action, Context, Dispatcher, Registry, Responder};
@@ -502,6 +500,8 @@ fn reuse_port_listeners(
     addr: impl ToSocketAddrs,
     count: usize,
 ) -> io::Result<(Vec<Socket>, SocketAddr)> {
+    use sockmux_core::IntoSocket;
+
     fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
         use socket2::{Domain, Protocol, Type};
         let socket =
