@@ -391,7 +391,7 @@ impl<M: Send + 'static> Loops<M> {
                 listener,
                 spread: self.spread,
                 handles: handles_rx,
-                up: up_tx.clone(),
+                up: Some(up_tx.clone()),
                 ready: ready_tx.clone(),
                 loads: Arc::clone(&loads),
                 signals: if index == 0 {
@@ -880,10 +880,11 @@ impl<'a, S: 'static, M> Setup<'a, S, M> {
     /// the table (`cx.token` is its token; set socket options here), as an
     /// [`Acceptor`]'s factory. Needed by [`Loops::serve`].
     ///
-    /// A panic in `make` closes the connection (with
-    /// [`Spread::ReusePort`], as a panicking responder, it closes this
-    /// loop's listener too: the kernel then gives its share to the other
-    /// loops).
+    /// A panic in `make` closes the connection. Where the loop has a
+    /// listener of its own ([`Spread::ReusePort`], or a single loop), `make`
+    /// runs in the listener's [`Acceptor`], and the panic closes the
+    /// listener too, as any panicking responder: with `SO_REUSEPORT` the
+    /// kernel then gives its share to the other loops.
     ///
     /// # Examples
     ///
@@ -1171,7 +1172,8 @@ struct Start<M> {
     listener: Option<Socket>,
     spread: Spread,
     handles: mpsc::Receiver<Arc<[Handle<M>]>>,
-    up: mpsc::Sender<(usize, io::Result<Sender<Mail<M>>>)>,
+    /// Taken to report the loop's inbox (or the error making it), once.
+    up: Option<mpsc::Sender<(usize, io::Result<Sender<Mail<M>>>)>>,
     ready: mpsc::Sender<(usize, io::Result<()>)>,
     loads: Arc<Loads>,
     signals: Vec<Signal>,
@@ -1205,16 +1207,20 @@ impl<M: Send + 'static> Start<M> {
             let (tx, rx) = core.sockets.channel::<Mail<M>>()?;
             Ok((core, tx, rx))
         });
+        // Reported, then dropped: the starting thread counts the reports,
+        // and sees a loop that died before its report as a closed channel.
+        let up = self.up.take().expect("reported once");
         let (mut core, inbox) = match made {
             Ok((core, tx, rx)) => {
-                let _ = self.up.send((index, Ok(tx)));
+                let _ = up.send((index, Ok(tx)));
                 (core, rx)
             }
             Err(e) => {
-                let _ = self.up.send((index, Err(copy_of(&e))));
+                let _ = up.send((index, Err(copy_of(&e))));
                 return Err(e);
             }
         };
+        drop(up);
         let Ok(handles) = self.handles.recv() else {
             // Another loop failed to start: nothing to run.
             return Err(io::Error::other("stopped while starting"));
