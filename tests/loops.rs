@@ -10,7 +10,7 @@ mod util;
 
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sockmux::{
     Action, Context, Event, Handle, Lines, Loops, Protocol, Raw, Server, Setup, Spread, Stream,
@@ -20,7 +20,7 @@ use util::LIMIT;
 
 /// Connections per test of the spread, opened in waves of [`WAVE`] (held
 /// open until the whole wave is served, then closed), so that the test
-/// never holds more than 2 × `WAVE` descriptors.
+/// never holds more than 2 × `WAVE` descriptors (client and server ends).
 const CONNECTIONS: usize = 1000;
 const WAVE: usize = 250;
 
@@ -66,17 +66,30 @@ fn told_server(count: usize, spread: Spread) -> io::Result<Server<usize, ()>> {
 }
 
 /// Opens [`CONNECTIONS`] connections in waves and returns how many each
-/// loop served, as the clients were told.
+/// loop served, as the clients were told. Each wave starts when the
+/// loops have seen the last one's closes: the hand-off balances open
+/// connections, so a loop slow to see its closes would otherwise get
+/// fewer of the next wave (rightly, but this counts connections given).
 #[track_caller]
 fn spread_over(server: &Server<usize, ()>) -> Vec<usize> {
     let addr = server.local_addr().expect("listening");
     let mut served = vec![0; server.count()];
     for _ in 0..CONNECTIONS / WAVE {
-        let wave: Vec<TcpStream> = (0..WAVE).map(|_| connect(addr)).collect();
-        for mut conn in wave {
+        let mut wave: Vec<TcpStream> = (0..WAVE).map(|_| connect(addr)).collect();
+        for conn in &mut wave {
             let mut loop_index = [0];
             conn.read_exact(&mut loop_index).unwrap();
             served[usize::from(loop_index[0])] += 1;
+        }
+        drop(wave);
+        let deadline = Instant::now() + LIMIT;
+        while server.open().iter().any(|&n| n > 0) {
+            assert!(
+                Instant::now() < deadline,
+                "closes unseen: {:?}",
+                server.open()
+            );
+            std::thread::yield_now();
         }
     }
     served

@@ -49,7 +49,10 @@ pub enum Spread {
     /// to the loop with the fewest open connections (loop 0 included)
     /// through that loop's inbox; that loop registers it with its
     /// responder. Works everywhere; costs loop 0 the accepts and one
-    /// message per connection.
+    /// message per connection. Out of descriptors, loop 0 pauses the
+    /// listener as an [`Acceptor`] does, until the pause is over or a
+    /// socket of loop 0 closes (closes in the other loops do not resume
+    /// it early).
     HandOff,
 }
 
