@@ -69,29 +69,7 @@ fn help_prints_the_usage_and_exits_zero() {
 #[cfg(unix)]
 #[test]
 fn tcp_echo_serves_and_stops_gracefully_on_sigterm() {
-    use std::io::{Read, Write};
-    use std::net::TcpStream;
-
-    use util::example::Server;
-    use util::LIMIT;
-
-    let server = Server::start("tcp_echo", "warn");
-    let mut stream = TcpStream::connect(server.addr()).unwrap();
-    stream.set_read_timeout(Some(LIMIT)).unwrap();
-    stream.write_all(b"hello, echo").unwrap();
-    let mut back = [0; 11];
-    stream.read_exact(&mut back).unwrap();
-    assert_eq!(&back, b"hello, echo");
-
-    // SIGTERM, then the exit (0) and the last lines.
-    let rest = server.stop().expect("a graceful stop on Unix");
-    assert!(
-        rest.iter()
-            .any(|l| l == "tcp_echo: stopped after 1 connections, 11 bytes echoed"),
-        "{rest:?}"
-    );
-    // The connection was closed by the stop: the end of the stream.
-    assert_eq!(stream.read(&mut [0; 8]).unwrap(), 0);
+    echo_then_sigterm(1, 1);
 }
 
 /// `tcp_echo --threads 2`: two loops serve, and SIGTERM stops both
@@ -99,6 +77,13 @@ fn tcp_echo_serves_and_stops_gracefully_on_sigterm() {
 #[cfg(unix)]
 #[test]
 fn tcp_echo_on_2_loops_stops_both_on_sigterm() {
+    echo_then_sigterm(2, 8);
+}
+
+/// `tcp_echo --threads THREADS` echoes `hello, echo` on `clients`
+/// connections, then stops on SIGTERM, saying what it did, and closes them.
+#[cfg(unix)]
+fn echo_then_sigterm(threads: usize, clients: usize) {
     use std::io::{Read, Write};
     use std::net::TcpStream;
 
@@ -106,24 +91,27 @@ fn tcp_echo_on_2_loops_stops_both_on_sigterm() {
     use util::LIMIT;
 
     let mut cmd = Server::command("tcp_echo", "warn");
-    cmd.args(["--threads", "2"]);
+    cmd.args(["--threads", &threads.to_string()]);
     let server = Server::spawn("tcp_echo", &mut cmd);
-    let mut streams: Vec<TcpStream> = (0..8)
+    let mut streams: Vec<TcpStream> = (0..clients)
         .map(|_| TcpStream::connect(server.addr()).unwrap())
         .collect();
     for stream in &mut streams {
         stream.set_read_timeout(Some(LIMIT)).unwrap();
-        stream.write_all(b"hello").unwrap();
-        let mut back = [0; 5];
+        stream.write_all(b"hello, echo").unwrap();
+        let mut back = [0; 11];
         stream.read_exact(&mut back).unwrap();
-        assert_eq!(&back, b"hello");
+        assert_eq!(&back, b"hello, echo");
     }
+
+    // SIGTERM, then the exit (0) and the last lines.
     let rest = server.stop().expect("a graceful stop on Unix");
-    assert!(
-        rest.iter()
-            .any(|l| l == "tcp_echo: stopped after 8 connections, 40 bytes echoed"),
-        "{rest:?}"
+    let said = format!(
+        "tcp_echo: stopped after {clients} connections, {} bytes echoed",
+        11 * clients
     );
+    assert!(rest.contains(&said), "{rest:?}");
+    // The connections were closed by the stop: the end of each stream.
     for stream in &mut streams {
         assert_eq!(stream.read(&mut [0; 8]).unwrap(), 0);
     }
