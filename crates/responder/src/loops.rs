@@ -569,7 +569,8 @@ enum Mail<M> {
 /// loop's thread, in the order sent by each sender. The inbox is unbounded
 /// (a loop never blocks on another, so two loops sending to each other
 /// cannot deadlock): a program that sends faster than a loop handles
-/// bounds its own traffic.
+/// bounds its own traffic. A loop that ends (its graceful stop is over)
+/// drops what is still in its inbox, and refuses what comes after.
 ///
 /// # Examples
 ///
