@@ -39,10 +39,11 @@ use sockmux::{
 
 mod server;
 
-const USAGE: &str = "usage: chat [--addr ADDR] [--port PORT] [--threads N]\n\n\
+const USAGE: &str = "usage: chat [--addr ADDR] [--port PORT] [--threads N] [--hand-off]\n\n\
     A line chat on ADDR:PORT (default 127.0.0.1:7070; port 0 picks one):\n\
     every line a client sends goes to all the others. N event loops on N\n\
-    threads (default 1).";
+    threads (default 1); with --hand-off, loop 0 accepts and hands each\n\
+    connection to the least-loaded loop (the default off Linux).";
 
 /// Longest line accepted, newline excluded.
 const MAX_LINE: usize = 4096;
@@ -57,11 +58,11 @@ const GRACE: Duration = Duration::from_secs(2);
 const STOP_SIGNALS: [Signal; 2] = [Signal::Interrupt, Signal::Terminate];
 
 fn main() -> ExitCode {
-    server::main_threaded("chat", USAGE, 7070, |addr, threads| {
-        if threads == 1 {
+    server::main_threaded("chat", USAGE, 7070, |addr, loops| {
+        if loops.count() == 1 {
             run(addr)
         } else {
-            run_loops(addr, threads)
+            run_loops(addr, loops)
         }
     })
 }
@@ -80,10 +81,11 @@ fn run(addr: impl ToSocketAddrs) -> io::Result<()> {
     dispatcher.run()
 }
 
-/// `threads` loops, each with its members; lines cross loops as messages.
-fn run_loops(addr: impl ToSocketAddrs, threads: usize) -> io::Result<()> {
+/// `loops`, each with its members; lines cross loops as messages.
+fn run_loops(addr: impl ToSocketAddrs, loops: Loops) -> io::Result<()> {
+    let threads = loops.count();
     let everyone = Arc::new(AtomicUsize::new(0));
-    let server = Loops::new(threads)
+    let server = loops
         .messages::<Arc<[u8]>>()
         .stop_on_signals(&STOP_SIGNALS, GRACE)
         .serve(addr, move |setup| {

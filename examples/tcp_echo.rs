@@ -17,14 +17,16 @@
 //!
 //! With `--threads N` (N > 1) it runs N loops (`Loops`), one per thread,
 //! each with its own connections and counters: on Linux each loop has its
-//! own listener on the address (`SO_REUSEPORT`), elsewhere loop 0 accepts
-//! and hands each connection to the least-loaded loop. Ctrl-C stops them
-//! all, each flushing its own; the counters are summed at the end.
+//! own listener on the address (`SO_REUSEPORT`), elsewhere (or with
+//! `--hand-off`) loop 0 accepts and hands each connection to the
+//! least-loaded loop. Ctrl-C stops them all, each flushing its own; the
+//! counters are summed at the end.
 //!
 //! ```text
 //! cargo run --example tcp_echo                          # 127.0.0.1:7777
 //! cargo run --example tcp_echo -- --addr 0.0.0.0 --port 0
 //! cargo run --release --example tcp_echo -- --threads 2 # two loops
+//! cargo run --release --example tcp_echo -- --threads 2 --hand-off
 //! RUST_LOG=debug cargo run --example tcp_echo           # connections, pauses, stops
 //! nc 127.0.0.1 7777                                     # then type lines
 //! ```
@@ -42,9 +44,10 @@ use sockmux::{
 
 mod server;
 
-const USAGE: &str = "usage: tcp_echo [--addr ADDR] [--port PORT] [--threads N]\n\n\
+const USAGE: &str = "usage: tcp_echo [--addr ADDR] [--port PORT] [--threads N] [--hand-off]\n\n\
     Echoes every TCP connection on ADDR:PORT (default 127.0.0.1:7777; port 0 picks one),\n\
-    with N event loops on N threads (default 1).";
+    with N event loops on N threads (default 1); with --hand-off, loop 0 accepts\n\
+    and hands each connection to the least-loaded loop (the default off Linux).";
 
 /// How long a graceful stop may take.
 const GRACE: Duration = Duration::from_secs(5);
@@ -53,11 +56,11 @@ const GRACE: Duration = Duration::from_secs(5);
 const STOP_SIGNALS: [Signal; 2] = [Signal::Interrupt, Signal::Terminate];
 
 fn main() -> ExitCode {
-    server::main_threaded("tcp_echo", USAGE, 7777, |addr, threads| {
-        if threads == 1 {
+    server::main_threaded("tcp_echo", USAGE, 7777, |addr, loops| {
+        if loops.count() == 1 {
             run(addr)
         } else {
-            run_loops(addr, threads)
+            run_loops(addr, loops)
         }
     })
 }
@@ -78,9 +81,10 @@ fn run(addr: impl ToSocketAddrs) -> io::Result<()> {
     Ok(())
 }
 
-/// `threads` loops serving `addr`, each with its own [`Stats`].
-fn run_loops(addr: impl ToSocketAddrs, threads: usize) -> io::Result<()> {
-    let server = Loops::new(threads)
+/// `loops` serving `addr`, each with its own [`Stats`].
+fn run_loops(addr: impl ToSocketAddrs, loops: Loops) -> io::Result<()> {
+    let threads = loops.count();
+    let server = loops
         .capacity(1024)
         .stop_on_signals(&STOP_SIGNALS, GRACE)
         .serve(addr, |setup| {

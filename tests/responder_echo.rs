@@ -20,8 +20,13 @@ use util::{fnv1a, Rng, FNV_START, LIMIT};
 /// `tcp_echo` on a port of its own with `threads` loops, logging every
 /// connection and close.
 fn tcp_echo(threads: usize) -> Server {
+    tcp_echo_with(&["--threads", &threads.to_string()])
+}
+
+/// `tcp_echo` with `args`, logging every connection and close.
+fn tcp_echo_with(args: &[&str]) -> Server {
     let mut cmd = Server::command("tcp_echo", "tcp_echo=debug");
-    cmd.args(["--threads", &threads.to_string()]);
+    cmd.args(args);
     Server::spawn("tcp_echo", &mut cmd)
 }
 
@@ -155,16 +160,23 @@ fn load(addr: SocketAddr) -> Report {
     }
 }
 
-/// With one loop, then with two: one after the other, not side by side as
-/// two tests would run (under wine each takes tens of seconds alone).
+/// With one loop, then with two (spread the platform's way: by
+/// `SO_REUSEPORT` on Linux, by the hand-off elsewhere), then on Linux with
+/// two by the hand-off: one after the other, not side by side as separate
+/// tests would run (under wine each takes tens of seconds alone).
 #[test]
 fn echo_200_connections_of_1_mib_in_random_chunks() {
-    echo_200_connections(1);
-    echo_200_connections(2);
+    echo_200_connections(&["--threads", "1"]);
+    echo_200_connections(&["--threads", "2"]);
+    if cfg!(target_os = "linux") {
+        echo_200_connections(&["--threads", "2", "--hand-off"]);
+    }
 }
 
-fn echo_200_connections(threads: usize) {
-    let mut server = tcp_echo(threads);
+/// The load test against `tcp_echo ARGS`.
+fn echo_200_connections(args: &[&str]) {
+    let threads: usize = args[1].parse().unwrap();
+    let mut server = tcp_echo_with(args);
     let report = load(server.addr());
     assert!(report.mismatches.is_empty(), "{:?}", report.mismatches);
     let mib = report.bytes as f64 / f64::from(1 << 20);
@@ -194,7 +206,7 @@ fn echo_200_connections(threads: usize) {
             .split(", ")
             .map(|n| n.parse().unwrap())
             .collect();
-        println!("echo: connections per loop: {per_loop:?}");
+        println!("echo {args:?}: connections per loop: {per_loop:?}");
         assert_eq!(per_loop.len(), threads);
         assert_eq!(per_loop.iter().sum::<usize>(), CONNECTIONS);
         assert!(
