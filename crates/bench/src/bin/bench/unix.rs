@@ -21,11 +21,13 @@ const BASE_AGAIN: &str = "mio (A/A)";
 /// The sockmux rows, held to the bars.
 const TABLE_ROW: &str = "sockmux-core";
 const EXAMPLE_ROW: &str = "sockmux";
-/// The example on two loops, for the scaling rows (docs/scaling.md).
+/// The example on two loops, for the scaling rows (docs/scaling.md):
+/// spread by `SO_REUSEPORT`, and by the hand-off.
 const EXAMPLE_2_ROW: &str = "sockmux-2";
+const EXAMPLE_2_HAND_OFF_ROW: &str = "sockmux-2h";
 /// Servers that run more than one thread: pinned to one core they would
 /// measure nothing of interest, so they want `--no-pin`.
-const MULTI_THREADED: [&str; 2] = [EXAMPLE_2_ROW, "tokio-mt2"];
+const MULTI_THREADED: [&str; 3] = [EXAMPLE_2_ROW, EXAMPLE_2_HAND_OFF_ROW, "tokio-mt2"];
 /// The servers `--fairness` runs unless `--servers` says otherwise.
 const FAIRNESS_SERVERS: [&str; 3] = [BASE, TABLE_ROW, EXAMPLE_ROW];
 
@@ -165,14 +167,23 @@ fn contenders(o: &Options, bin_dir: &Path) -> Vec<Contender> {
                 command: vec![path.display().to_string()],
             });
             // Two loops (`--threads 2`): the scaling rows, only when named.
-            if o.only
-                .as_ref()
-                .is_some_and(|only| only.iter().any(|s| s == EXAMPLE_2_ROW))
-            {
-                all.push(Contender {
-                    label: EXAMPLE_2_ROW.into(),
-                    command: vec![path.display().to_string(), "--threads".into(), "2".into()],
-                });
+            let two: [(&str, &[&str]); 2] = [
+                (EXAMPLE_2_ROW, &[]),
+                (EXAMPLE_2_HAND_OFF_ROW, &["--hand-off"]),
+            ];
+            for (label, extra) in two {
+                if o.only
+                    .as_ref()
+                    .is_some_and(|only| only.iter().any(|s| s == label))
+                {
+                    let mut command =
+                        vec![path.display().to_string(), "--threads".into(), "2".into()];
+                    command.extend(extra.iter().map(|s| (*s).to_string()));
+                    all.push(Contender {
+                        label: label.into(),
+                        command,
+                    });
+                }
             }
         }
         None => eprintln!(
@@ -488,6 +499,7 @@ fn read_raw(o: &mut Options, path: &Path) -> Result<Results, Box<dyn Error>> {
         EXAMPLE_ROW,
         "tokio-mt2",
         EXAMPLE_2_ROW,
+        EXAMPLE_2_HAND_OFF_ROW,
     ];
     labels.sort_by_key(|l| order.iter().position(|o| o == l).unwrap_or(order.len()));
     cases.sort_by_key(|c| (c.conns, c.size));
