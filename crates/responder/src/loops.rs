@@ -382,8 +382,8 @@ impl<M: Send + 'static> Loops<M> {
     {
         let setup = Arc::new(setup);
         let loads = Arc::new(Loads::new(self.count));
-        let (up_tx, up_rx) = mpsc::channel::<(usize, io::Result<Sender<Mail<M>>>)>();
-        let (ready_tx, ready_rx) = mpsc::channel::<(usize, io::Result<()>)>();
+        let (up_tx, up_rx) = mpsc::channel::<Report<Sender<Mail<M>>>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Report<()>>();
         let mut threads = Vec::with_capacity(self.count);
         let mut handle_txs = Vec::with_capacity(self.count);
         for (index, listener) in listeners.into_iter().enumerate() {
@@ -1168,6 +1168,10 @@ impl<S, M> Drop for Server<S, M> {
     }
 }
 
+/// What a loop's thread tells the starting thread: its index and how its
+/// start went.
+type Report<T> = (usize, io::Result<T>);
+
 /// What a loop's thread starts with.
 struct Start<M> {
     index: usize,
@@ -1177,8 +1181,8 @@ struct Start<M> {
     spread: Spread,
     handles: mpsc::Receiver<Arc<[Handle<M>]>>,
     /// Taken to report the loop's inbox (or the error making it), once.
-    up: Option<mpsc::Sender<(usize, io::Result<Sender<Mail<M>>>)>>,
-    ready: mpsc::Sender<(usize, io::Result<()>)>,
+    up: Option<mpsc::Sender<Report<Sender<Mail<M>>>>>,
+    ready: mpsc::Sender<Report<()>>,
     loads: Arc<Loads>,
     signals: Vec<Signal>,
     grace: Duration,
