@@ -10,9 +10,16 @@
 //! would pass `MAX_QUEUED` bytes (it does not read) is dropped; each event
 //! reads at most `READ_PER_EVENT` bytes.
 //!
+//! With `--threads N` (N > 1) it runs N loops (`Loops`), each with its own
+//! members: a line goes to the members of its own loop as above and, once
+//! formatted, to every other loop as a message (`Handle::send`), whose
+//! handler leaves it in that loop's inboxes. Nothing is locked; only the
+//! count of members, for the welcome line, is shared (an atomic).
+//!
 //! ```text
 //! cargo run --example chat                      # 127.0.0.1:7070
 //! cargo run --example chat -- --port 0 --addr 0.0.0.0
+//! cargo run --example chat -- --threads 2       # two loops
 //! nc 127.0.0.1 7070                             # in two terminals
 //! ```
 
@@ -20,18 +27,23 @@ use std::collections::BTreeMap;
 use std::io;
 use std::net::ToSocketAddrs;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use log::{debug, info, warn};
 use sockmux::{
-    Acceptor, CloseReason, Context, Dispatcher, Lines, Protocol, Signal, Stream, StreamIo, Token,
+    Acceptor, CloseReason, Context, Dispatcher, Handle, Lines, Loops, Protocol, Registry, Signal,
+    Stream, StreamIo, Token,
 };
 
 mod server;
 
-const USAGE: &str = "usage: chat [--addr ADDR] [--port PORT]\n\n\
+const USAGE: &str = "usage: chat [--addr ADDR] [--port PORT] [--threads N] [--hand-off]\n\n\
     A line chat on ADDR:PORT (default 127.0.0.1:7070; port 0 picks one):\n\
-    every line a client sends goes to all the others.";
+    every line a client sends goes to all the others. N event loops on N\n\
+    threads (default 1); with --hand-off, loop 0 accepts and hands each\n\
+    connection to the least-loaded loop (the default off Linux).";
 
 /// Longest line accepted, newline excluded.
 const MAX_LINE: usize = 4096;
@@ -42,36 +54,97 @@ const READ_PER_EVENT: usize = 16 * 1024;
 /// How long a graceful stop may take.
 const GRACE: Duration = Duration::from_secs(2);
 
+/// Signals that stop the server gracefully.
+const STOP_SIGNALS: [Signal; 2] = [Signal::Interrupt, Signal::Terminate];
+
 fn main() -> ExitCode {
-    server::main("chat", USAGE, 7070, |addr| run(addr))
+    server::main_threaded("chat", USAGE, 7070, |addr, loops| {
+        if loops.count() == 1 {
+            run(addr)
+        } else {
+            run_loops(addr, loops)
+        }
+    })
 }
 
 fn run(addr: impl ToSocketAddrs) -> io::Result<()> {
     let mut dispatcher = Dispatcher::new(Chat::default())?;
-    let listener = listen(&mut dispatcher, addr)?;
+    // The library's `Acceptor` pauses the listener when descriptors run out.
+    let listener = dispatcher
+        .sockets()
+        .listen_tcp(addr, Acceptor::new(member))?;
     eprintln!(
         "chat: listening on {}",
         dispatcher.sockets().local_addr(listener)?
     );
-    dispatcher.stop_on_signals(&[Signal::Interrupt, Signal::Terminate], GRACE)?;
+    dispatcher.stop_on_signals(&STOP_SIGNALS, GRACE)?;
     dispatcher.run()
 }
 
-/// Listens on `addr`, with a [`Stream`] of lines for each member; returns
-/// its token. The library's `Acceptor` pauses the listener when
-/// descriptors run out.
-fn listen(dispatcher: &mut Dispatcher<Chat>, addr: impl ToSocketAddrs) -> io::Result<Token> {
-    let acceptor = Acceptor::new(|t: Token, _: &mut Context<'_, Chat>| {
-        debug!("{t}: a member joined");
-        Stream::new(Lines::new(MAX_LINE), Member).read_per_event(READ_PER_EVENT)
-    });
-    dispatcher.sockets().listen_tcp(addr, acceptor)
+/// `loops`, each with its members; lines cross loops as messages.
+fn run_loops(addr: impl ToSocketAddrs, loops: Loops) -> io::Result<()> {
+    let threads = loops.count();
+    let everyone = Arc::new(AtomicUsize::new(0));
+    let server = loops
+        .messages::<Arc<[u8]>>()
+        .stop_on_signals(&STOP_SIGNALS, GRACE)
+        .serve(addr, move |setup| {
+            let me = setup.index();
+            let others = setup.handles().iter().filter(|h| h.index() != me);
+            let chat = Chat {
+                members: BTreeMap::new(),
+                others: others.cloned().collect(),
+                everyone: Arc::clone(&everyone),
+                said: Vec::new(),
+            };
+            setup.on_connection(member);
+            setup.on_message(|line: Arc<[u8]>, chat: &mut Chat, sockets| {
+                chat.deliver(&line, None, sockets);
+            });
+            Ok(chat)
+        })?;
+    let addr = server.local_addr().expect("serve listens");
+    eprintln!("chat: listening on {addr}");
+    info!("{threads} loops serving");
+    server.join().map(drop)
 }
 
-/// The shared state: who is here, and the lines left for each.
+/// A [`Stream`] of lines for a new member.
+fn member(t: Token, _: &mut Context<'_, Chat>) -> Stream<Lines, Member> {
+    debug!("{t}: a member joined");
+    Stream::new(Lines::new(MAX_LINE), Member).read_per_event(READ_PER_EVENT)
+}
+
+/// The state of a loop: who is here, the lines left for each, and the
+/// other loops (none with one loop).
 #[derive(Debug, Default)]
 struct Chat {
     members: BTreeMap<Token, Inbox>,
+    others: Vec<Handle<Arc<[u8]>>>,
+    /// Members in every loop.
+    everyone: Arc<AtomicUsize>,
+    /// The buffer a line is formatted in, kept between lines.
+    said: Vec<u8>,
+}
+
+impl Chat {
+    /// Leaves `line` (newline included) in the inbox of every member of
+    /// this loop but `except`, and notifies them.
+    fn deliver(&mut self, line: &[u8], except: Option<Token>, sockets: &mut Registry<'_, Chat>) {
+        for (&to, inbox) in self.members.iter_mut() {
+            if Some(to) != except {
+                inbox.lines.extend_from_slice(line);
+                let _ = sockets.notify(to);
+            }
+        }
+    }
+
+    /// Forgets a member; true if it was here.
+    fn leave(&mut self, t: Token) -> Option<Inbox> {
+        let inbox = self.members.remove(&t)?;
+        self.everyone.fetch_sub(1, Ordering::Relaxed);
+        Some(inbox)
+    }
 }
 
 /// One member, as the others see it.
@@ -93,31 +166,38 @@ impl Protocol<Chat> for Member {
             Ok(addr) => addr.to_string(),
             Err(_) => t.to_string(),
         };
-        let others = io.cx.state.members.len();
+        let others = io.cx.state.everyone.fetch_add(1, Ordering::Relaxed);
         io.write(format!("* you are {name}; {others} others here\n").as_bytes());
         debug!("{t}: {name} joined");
         let lines = Vec::new();
         io.cx.state.members.insert(t, Inbox { name, lines });
     }
 
-    /// Leaves the line in every other member's inbox and notifies them.
+    /// Leaves the line in every other member's inbox and notifies them;
+    /// sends it to the other loops, if any.
     fn frame(&mut self, line: &[u8], io: &mut StreamIo<'_, '_, Chat>) {
         let from = io.token();
         let cx = &mut *io.cx;
-        let Some(sender) = cx.state.members.get_mut(&from) else {
+        let Some(sender) = cx.state.members.get(&from) else {
             return;
         };
-        let name = std::mem::take(&mut sender.name);
-        for (&to, inbox) in cx.state.members.iter_mut().filter(|(&t, _)| t != from) {
-            inbox.lines.extend_from_slice(name.as_bytes());
-            inbox.lines.extend_from_slice(b": ");
-            inbox.lines.extend_from_slice(line);
-            inbox.lines.push(b'\n');
-            let _ = cx.sockets.notify(to);
+        // The line as the others read it, in a buffer kept for the next.
+        let mut said = std::mem::take(&mut cx.state.said);
+        said.clear();
+        said.extend_from_slice(sender.name.as_bytes());
+        said.extend_from_slice(b": ");
+        said.extend_from_slice(line);
+        said.push(b'\n');
+        cx.state.deliver(&said, Some(from), &mut cx.sockets);
+        if !cx.state.others.is_empty() {
+            let shared: Arc<[u8]> = Arc::from(&said[..]);
+            for other in &cx.state.others {
+                if let Err(e) = other.send(Arc::clone(&shared)) {
+                    debug!("loop {}: {e}", other.index());
+                }
+            }
         }
-        if let Some(sender) = cx.state.members.get_mut(&from) {
-            sender.name = name;
-        }
+        cx.state.said = said;
     }
 
     /// Writes what the others left; drops a member that does not read.
@@ -129,7 +209,7 @@ impl Protocol<Chat> for Member {
         let mut lines = std::mem::take(&mut inbox.lines);
         if io.queued() + lines.len() > MAX_QUEUED {
             warn!("{t}: does not read; dropped");
-            io.cx.state.members.remove(&t);
+            io.cx.state.leave(t);
             io.abort();
             return;
         }
@@ -147,7 +227,7 @@ impl Protocol<Chat> for Member {
     }
 
     fn closed(&mut self, _: CloseReason, _: usize, cx: &mut Context<'_, Chat>) {
-        if let Some(member) = cx.state.members.remove(&cx.token) {
+        if let Some(member) = cx.state.leave(cx.token) {
             debug!("{}: {} left", cx.token, member.name);
         }
     }

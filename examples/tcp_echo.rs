@@ -15,9 +15,18 @@
 //! instead of spinning. Ctrl-C (or SIGTERM) stops gracefully: the listener
 //! closes, queued echoes are flushed, then connections close.
 //!
+//! With `--threads N` (N > 1) it runs N loops (`Loops`), one per thread,
+//! each with its own connections and counters: on Linux each loop has its
+//! own listener on the address (`SO_REUSEPORT`), elsewhere (or with
+//! `--hand-off`) loop 0 accepts and hands each connection to the
+//! least-loaded loop. Ctrl-C stops them all, each flushing its own; the
+//! counters are summed at the end.
+//!
 //! ```text
 //! cargo run --example tcp_echo                          # 127.0.0.1:7777
 //! cargo run --example tcp_echo -- --addr 0.0.0.0 --port 0
+//! cargo run --release --example tcp_echo -- --threads 2 # two loops
+//! cargo run --release --example tcp_echo -- --threads 2 --hand-off
 //! RUST_LOG=debug cargo run --example tcp_echo           # connections, pauses, stops
 //! nc 127.0.0.1 7777                                     # then type lines
 //! ```
@@ -29,52 +38,90 @@ use std::time::Duration;
 
 use log::{debug, info};
 use sockmux::{
-    Acceptor, CloseReason, Context, Dispatcher, Protocol, Raw, Signal, Stream, StreamIo, Token,
+    Acceptor, CloseReason, Context, Dispatcher, Loops, Protocol, Raw, Signal, Stream, StreamIo,
+    Token,
 };
 
 mod server;
 
-const USAGE: &str = "usage: tcp_echo [--addr ADDR] [--port PORT]\n\n\
-    Echoes every TCP connection on ADDR:PORT (default 127.0.0.1:7777; port 0 picks one).";
+const USAGE: &str = "usage: tcp_echo [--addr ADDR] [--port PORT] [--threads N] [--hand-off]\n\n\
+    Echoes every TCP connection on ADDR:PORT (default 127.0.0.1:7777; port 0 picks one),\n\
+    with N event loops on N threads (default 1); with --hand-off, loop 0 accepts\n\
+    and hands each connection to the least-loaded loop (the default off Linux).";
 
 /// How long a graceful stop may take.
 const GRACE: Duration = Duration::from_secs(5);
 
+/// Signals that stop the server gracefully.
+const STOP_SIGNALS: [Signal; 2] = [Signal::Interrupt, Signal::Terminate];
+
 fn main() -> ExitCode {
-    server::main("tcp_echo", USAGE, 7777, |addr| run(addr))
+    server::main_threaded("tcp_echo", USAGE, 7777, |addr, loops| {
+        if loops.count() == 1 {
+            run(addr)
+        } else {
+            run_loops(addr, loops)
+        }
+    })
 }
 
 fn run(addr: impl ToSocketAddrs) -> io::Result<()> {
     // Room for 1024 connections up front: their slots are allocated once.
     let mut dispatcher = Dispatcher::with_capacity(Stats::default(), 1024)?;
-    let listener = listen(&mut dispatcher, addr)?;
+    let listener = dispatcher
+        .sockets()
+        .listen_tcp(addr, Acceptor::new(connection))?;
     eprintln!(
         "tcp_echo: listening on {}",
         dispatcher.sockets().local_addr(listener)?
     );
-    dispatcher.stop_on_signals(&[Signal::Interrupt, Signal::Terminate], GRACE)?;
+    dispatcher.stop_on_signals(&STOP_SIGNALS, GRACE)?;
     dispatcher.run()?;
-    let stats = dispatcher.state();
+    stopped(dispatcher.state());
+    Ok(())
+}
+
+/// `loops` serving `addr`, each with its own [`Stats`].
+fn run_loops(addr: impl ToSocketAddrs, loops: Loops) -> io::Result<()> {
+    let threads = loops.count();
+    let server = loops
+        .capacity(1024)
+        .stop_on_signals(&STOP_SIGNALS, GRACE)
+        .serve(addr, |setup| {
+            setup.on_connection(connection);
+            Ok(Stats::default())
+        })?;
+    let addr = server.local_addr().expect("serve listens");
+    eprintln!("tcp_echo: listening on {addr}");
+    info!("{threads} loops serving");
+    let loops = server.join()?;
+    let total = loops.iter().fold(Stats::default(), |total, stats| Stats {
+        accepted: total.accepted + stats.accepted,
+        echoed: total.echoed + stats.echoed,
+    });
+    let spread: Vec<u64> = loops.iter().map(|stats| stats.accepted).collect();
+    info!("connections per loop: {spread:?}");
+    stopped(&total);
+    Ok(())
+}
+
+/// An echo [`Stream`] for a new connection.
+fn connection(t: Token, cx: &mut Context<'_, Stats>) -> Stream<Raw, Echo> {
+    // Echoes are small writes: do not wait to fill a segment.
+    if let Ok(socket) = cx.sockets.socket(t) {
+        let _ = socket2::SockRef::from(socket).set_tcp_nodelay(true);
+    }
+    cx.state.accepted += 1;
+    debug!("{t}: connected");
+    Stream::new(Raw, Echo::default())
+}
+
+/// The last line: what the server did.
+fn stopped(stats: &Stats) {
     eprintln!(
         "tcp_echo: stopped after {} connections, {} bytes echoed",
         stats.accepted, stats.echoed
     );
-    Ok(())
-}
-
-/// Listens on `addr`, with an echo [`Stream`] for each connection; returns
-/// the listener's token.
-fn listen(dispatcher: &mut Dispatcher<Stats>, addr: impl ToSocketAddrs) -> io::Result<Token> {
-    let acceptor = Acceptor::new(|t: Token, cx: &mut Context<'_, Stats>| {
-        // Echoes are small writes: do not wait to fill a segment.
-        if let Ok(socket) = cx.sockets.socket(t) {
-            let _ = socket2::SockRef::from(socket).set_tcp_nodelay(true);
-        }
-        cx.state.accepted += 1;
-        debug!("{t}: connected");
-        Stream::new(Raw, Echo::default())
-    });
-    dispatcher.sockets().listen_tcp(addr, acceptor)
 }
 
 /// The shared state: counters for the log.

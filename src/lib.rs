@@ -31,3 +31,7 @@ pub struct ReadmeDoctest;
 pub mod guide {
     #![doc = include_str!("../docs/guide.md")]
 }
+
+pub mod scaling {
+    #![doc = include_str!("../docs/scaling.md")]
+}

@@ -25,6 +25,17 @@ fn chat() -> Server {
     Server::start("chat", "chat=debug")
 }
 
+/// `chat` with `threads` loops (`--threads`), spread by the hand-off: the
+/// least-loaded loop gets each member, so members that join one after the
+/// other are on different loops and their lines cross (with
+/// `SO_REUSEPORT`'s hash, three members share one loop a quarter of the
+/// time).
+fn chat_on(threads: usize) -> Server {
+    let mut cmd = Server::command("chat", "chat=debug");
+    cmd.args(["--threads", &threads.to_string(), "--hand-off"]);
+    Server::spawn("chat", &mut cmd)
+}
+
 /// A chat client with blocking I/O and a read timeout.
 struct Member {
     reader: BufReader<TcpStream>,
@@ -74,7 +85,17 @@ impl Member {
 
 #[test]
 fn each_line_goes_to_the_two_others_and_not_back() {
-    let mut server = chat();
+    each_line_goes_to_the_two_others_and_not_back_on(1);
+}
+
+/// As above, with two loops: lines cross from one loop to the other.
+#[test]
+fn each_line_goes_to_the_two_others_and_not_back_on_2_loops() {
+    each_line_goes_to_the_two_others_and_not_back_on(2);
+}
+
+fn each_line_goes_to_the_two_others_and_not_back_on(threads: usize) {
+    let mut server = chat_on(threads);
     let addr = server.addr();
     let mut members: Vec<Member> = (0..3).map(|_| Member::join(addr)).collect();
     assert_eq!(
@@ -240,7 +261,17 @@ fn garbage_and_a_100_mib_line_are_refused_with_bounded_reads() {
 /// the speaker and the other members are not held up.
 #[test]
 fn a_member_that_never_reads_is_dropped_at_its_queue_bound() {
-    let mut server = chat();
+    a_member_that_never_reads_is_dropped_at_its_queue_bound_on(1);
+}
+
+/// As above, with two loops: lines cross from one loop to the other.
+#[test]
+fn a_member_that_never_reads_is_dropped_at_its_queue_bound_on_2_loops() {
+    a_member_that_never_reads_is_dropped_at_its_queue_bound_on(2);
+}
+
+fn a_member_that_never_reads_is_dropped_at_its_queue_bound_on(threads: usize) {
+    let mut server = chat_on(threads);
     let addr = server.addr();
     let mut speaker = Member::join(addr);
     let mut reader = Member::join(addr);

@@ -4,7 +4,8 @@
 //! half-close, a client that never reads (memory stays bounded), and UDP
 //! datagrams of every size. Each test checks what the clients get back, and
 //! the server's log and its last line, on SIGTERM, of what it counted
-//! (Unix; under Windows the server is killed instead).
+//! (Unix; under Windows the server is killed instead). The TCP tests run
+//! twice: with one loop, and with two (`--threads 2`, each loop busy).
 
 mod util;
 
@@ -16,9 +17,17 @@ use sockmux::{Event, Events, Interest, Sockets};
 use util::example::{is, Server};
 use util::{fnv1a, Rng, FNV_START, LIMIT};
 
-/// `tcp_echo` on a port of its own, logging every connection and close.
-fn tcp_echo() -> Server {
-    Server::start("tcp_echo", "tcp_echo=debug")
+/// `tcp_echo` on a port of its own with `threads` loops, logging every
+/// connection and close.
+fn tcp_echo(threads: usize) -> Server {
+    tcp_echo_with(&["--threads", &threads.to_string()])
+}
+
+/// `tcp_echo` with `args`, logging every connection and close.
+fn tcp_echo_with(args: &[&str]) -> Server {
+    let mut cmd = Server::command("tcp_echo", "tcp_echo=debug");
+    cmd.args(args);
+    Server::spawn("tcp_echo", &mut cmd)
 }
 
 /// What `tcp_echo` says when it stops.
@@ -151,9 +160,23 @@ fn load(addr: SocketAddr) -> Report {
     }
 }
 
+/// With one loop, then with two (spread the platform's way: by
+/// `SO_REUSEPORT` on Linux, by the hand-off elsewhere), then on Linux with
+/// two by the hand-off: one after the other, not side by side as separate
+/// tests would run (under wine each takes tens of seconds alone).
 #[test]
 fn echo_200_connections_of_1_mib_in_random_chunks() {
-    let mut server = tcp_echo();
+    echo_200_connections(&["--threads", "1"]);
+    echo_200_connections(&["--threads", "2"]);
+    if cfg!(target_os = "linux") {
+        echo_200_connections(&["--threads", "2", "--hand-off"]);
+    }
+}
+
+/// The load test against `tcp_echo ARGS`.
+fn echo_200_connections(args: &[&str]) {
+    let threads: usize = args[1].parse().unwrap();
+    let mut server = tcp_echo_with(args);
     let report = load(server.addr());
     assert!(report.mismatches.is_empty(), "{:?}", report.mismatches);
     let mib = report.bytes as f64 / f64::from(1 << 20);
@@ -167,12 +190,44 @@ fn echo_200_connections_of_1_mib_in_random_chunks() {
     server.log().count(CONNECTIONS, "connections closed", |l| {
         is(l, "DEBUG", ": closed")
     });
-    server.stop_saying(&tcp_echo_stopped(CONNECTIONS, CONNECTIONS * PER_CONNECTION));
+    let stopped = tcp_echo_stopped(CONNECTIONS, CONNECTIONS * PER_CONNECTION);
+    let Some(rest) = server.stop() else {
+        return; // Windows: killed, no last lines
+    };
+    assert!(rest.contains(&stopped), "{rest:?}");
+    if threads > 1 {
+        // Every loop had its share: `connections per loop: [a, b]`.
+        let spread = rest
+            .iter()
+            .find_map(|l| l.split_once("connections per loop: [").map(|(_, s)| s))
+            .unwrap_or_else(|| panic!("no spread in {rest:?}"));
+        let per_loop: Vec<usize> = spread
+            .trim_end_matches(']')
+            .split(", ")
+            .map(|n| n.parse().unwrap())
+            .collect();
+        println!("echo {args:?}: connections per loop: {per_loop:?}");
+        assert_eq!(per_loop.len(), threads);
+        assert_eq!(per_loop.iter().sum::<usize>(), CONNECTIONS);
+        assert!(
+            per_loop.iter().all(|&n| n > 0),
+            "a loop was idle: {per_loop:?}"
+        );
+    }
 }
 
 #[test]
 fn pipelined_messages_come_back_whole_and_in_order() {
-    let server = tcp_echo();
+    pipelined_messages_come_back_whole_and_in_order_on(1);
+}
+
+#[test]
+fn pipelined_messages_come_back_whole_and_in_order_on_2_loops() {
+    pipelined_messages_come_back_whole_and_in_order_on(2);
+}
+
+fn pipelined_messages_come_back_whole_and_in_order_on(threads: usize) {
+    let server = tcp_echo(threads);
     let mut stream = TcpStream::connect(server.addr()).unwrap();
     stream.set_read_timeout(Some(LIMIT)).unwrap();
     let mut all = Vec::new();
@@ -192,7 +247,16 @@ fn pipelined_messages_come_back_whole_and_in_order() {
 /// sent before the client's `shutdown(Write)` comes back, then the end.
 #[test]
 fn half_close_gets_every_byte_back_then_the_end() {
-    let mut server = tcp_echo();
+    half_close_gets_every_byte_back_then_the_end_on(1);
+}
+
+#[test]
+fn half_close_gets_every_byte_back_then_the_end_on_2_loops() {
+    half_close_gets_every_byte_back_then_the_end_on(2);
+}
+
+fn half_close_gets_every_byte_back_then_the_end_on(threads: usize) {
+    let mut server = tcp_echo(threads);
     let stream = TcpStream::connect(server.addr()).unwrap();
     stream.set_read_timeout(Some(LIMIT)).unwrap();
     let mut writer = stream.try_clone().unwrap();
@@ -219,8 +283,17 @@ fn half_close_gets_every_byte_back_then_the_end() {
 /// of what it offered; then, reading, it gets every byte back.
 #[test]
 fn a_client_that_never_reads_is_paused_at_the_high_water_mark() {
+    a_client_that_never_reads_is_paused_at_the_high_water_mark_on(1);
+}
+
+#[test]
+fn a_client_that_never_reads_is_paused_at_the_high_water_mark_on_2_loops() {
+    a_client_that_never_reads_is_paused_at_the_high_water_mark_on(2);
+}
+
+fn a_client_that_never_reads_is_paused_at_the_high_water_mark_on(threads: usize) {
     let offered = 64 << 20;
-    let server = tcp_echo();
+    let server = tcp_echo(threads);
     let stream = TcpStream::connect(server.addr()).unwrap();
     stream.set_nonblocking(true).unwrap();
     let chunk = vec![5; 64 * 1024];

@@ -69,27 +69,66 @@ fn help_prints_the_usage_and_exits_zero() {
 #[cfg(unix)]
 #[test]
 fn tcp_echo_serves_and_stops_gracefully_on_sigterm() {
+    echo_then_sigterm(1, 1);
+}
+
+/// `tcp_echo --threads 2`: two loops serve, and SIGTERM stops both
+/// gracefully (exit 0, the counts of both summed).
+#[cfg(unix)]
+#[test]
+fn tcp_echo_on_2_loops_stops_both_on_sigterm() {
+    echo_then_sigterm(2, 8);
+}
+
+/// `tcp_echo --threads THREADS` echoes `hello, echo` on `clients`
+/// connections, then stops on SIGTERM, saying what it did, and closes them.
+#[cfg(unix)]
+fn echo_then_sigterm(threads: usize, clients: usize) {
     use std::io::{Read, Write};
     use std::net::TcpStream;
 
     use util::example::Server;
     use util::LIMIT;
 
-    let server = Server::start("tcp_echo", "warn");
-    let mut stream = TcpStream::connect(server.addr()).unwrap();
-    stream.set_read_timeout(Some(LIMIT)).unwrap();
-    stream.write_all(b"hello, echo").unwrap();
-    let mut back = [0; 11];
-    stream.read_exact(&mut back).unwrap();
-    assert_eq!(&back, b"hello, echo");
+    let mut cmd = Server::command("tcp_echo", "warn");
+    cmd.args(["--threads", &threads.to_string()]);
+    let server = Server::spawn("tcp_echo", &mut cmd);
+    let mut streams: Vec<TcpStream> = (0..clients)
+        .map(|_| TcpStream::connect(server.addr()).unwrap())
+        .collect();
+    for stream in &mut streams {
+        stream.set_read_timeout(Some(LIMIT)).unwrap();
+        stream.write_all(b"hello, echo").unwrap();
+        let mut back = [0; 11];
+        stream.read_exact(&mut back).unwrap();
+        assert_eq!(&back, b"hello, echo");
+    }
 
     // SIGTERM, then the exit (0) and the last lines.
     let rest = server.stop().expect("a graceful stop on Unix");
-    assert!(
-        rest.iter()
-            .any(|l| l == "tcp_echo: stopped after 1 connections, 11 bytes echoed"),
-        "{rest:?}"
+    let said = format!(
+        "tcp_echo: stopped after {clients} connections, {} bytes echoed",
+        11 * clients
     );
-    // The connection was closed by the stop: the end of the stream.
-    assert_eq!(stream.read(&mut [0; 8]).unwrap(), 0);
+    assert!(rest.contains(&said), "{rest:?}");
+    // The connections were closed by the stop: the end of each stream.
+    for stream in &mut streams {
+        assert_eq!(stream.read(&mut [0; 8]).unwrap(), 0);
+    }
+}
+
+/// `--threads` must be a count of at least 1, and only the examples that
+/// run several loops take it.
+#[test]
+fn threads_must_be_at_least_one_and_only_where_taken() {
+    for (name, args) in [
+        ("tcp_echo", &["--threads", "0"][..]),
+        ("chat", &["--threads", "x"]),
+        ("udp_echo", &["--threads", "2"]),
+    ] {
+        let out = run_example(name, args);
+        assert_eq!(out.status.code(), Some(2), "{name} {args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&format!("usage: {name}")), "{stderr}");
+    }
 }

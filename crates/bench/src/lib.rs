@@ -35,7 +35,7 @@ pub use echo::{
     bind_listener, serve_mio, serve_mio_reading, serve_table, AfterShortRead, BACKLOG, READ_BUFFER,
 };
 #[cfg(unix)]
-pub use echo::{serve_calloop, serve_tokio};
+pub use echo::{serve_calloop, serve_tokio, serve_tokio_multi};
 pub use fairness::{run_fairness, FairnessConfig, FairnessReport};
 pub use http_ref::{imf_fixdate, serve_http_mio, HttpDate};
 pub use load::{run_load, LoadConfig, LoadReport, Run};
@@ -58,6 +58,8 @@ pub enum Server {
     Table,
     /// Raw mio that stops reading at a short read (latency study only).
     MioShort,
+    /// tokio's multi-thread runtime with 2 workers (the scaling rows only).
+    TokioMt2,
     /// Raw mio that stops at a short read and spends the saved system
     /// call on `/dev/null` (latency study only).
     MioShortSpent,
@@ -65,13 +67,14 @@ pub enum Server {
 
 impl Server {
     /// Every server, in table order.
-    pub const ALL: [Server; 6] = [
+    pub const ALL: [Server; 7] = [
         Server::Mio,
         Server::Tokio,
         Server::Calloop,
         Server::Table,
         Server::MioShort,
         Server::MioShortSpent,
+        Server::TokioMt2,
     ];
 
     /// The name `--impl` takes.
@@ -84,6 +87,7 @@ impl Server {
             Server::Table => "sockmux-core",
             Server::MioShort => "mio-short",
             Server::MioShortSpent => "mio-short-spent",
+            Server::TokioMt2 => "tokio-mt2",
         }
     }
 
@@ -109,8 +113,10 @@ impl Server {
             Server::Tokio => serve_tokio(listener),
             #[cfg(unix)]
             Server::Calloop => serve_calloop(listener),
+            #[cfg(unix)]
+            Server::TokioMt2 => serve_tokio_multi(listener, 2),
             #[cfg(not(unix))]
-            Server::Tokio | Server::Calloop => Err(io::Error::new(
+            Server::Tokio | Server::Calloop | Server::TokioMt2 => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "the tokio and calloop servers are built on Unix only",
             )),

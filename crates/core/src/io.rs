@@ -176,8 +176,43 @@ impl<D> Table<D> {
         Ok(n)
     }
 
-    /// Accepts one connection from a listener, not yet in any table.
-    pub(crate) fn accept_socket(&mut self, listener: Token) -> io::Result<Socket> {
+    /// Accepts one connection from a listener without adding it to this
+    /// table: for a program that hands connections to another loop (on
+    /// another thread), which adds it to its own table with
+    /// [`Sockets::register`](crate::Sockets::register). The listener's
+    /// readiness is kept as by [`Sockets::accept`](crate::Sockets::accept).
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` when no connection waits; `NotFound` for a stale token;
+    /// `InvalidInput` for a socket that is not a listener; the OS error
+    /// otherwise (`EMFILE` and the like).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::{Interest, Sockets};
+    ///
+    /// let mut sockets = Sockets::new()?;
+    /// let listener = sockets.listen_tcp("127.0.0.1:0")?;
+    /// let _client = std::net::TcpStream::connect(sockets.local_addr(listener)?)?;
+    /// let conn = loop {
+    ///     match sockets.accept_socket(listener) {
+    ///         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::yield_now(),
+    ///         other => break other?,
+    ///     }
+    /// };
+    /// // Another loop, on another thread, takes it.
+    /// let other = std::thread::spawn(move || -> std::io::Result<usize> {
+    ///     let mut sockets = Sockets::new()?;
+    ///     sockets.register(conn, Interest::READABLE, ())?;
+    ///     Ok(sockets.len())
+    /// });
+    /// assert_eq!(other.join().unwrap()?, 1);
+    /// assert_eq!(sockets.len(), 1, "only the listener here");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn accept_socket(&mut self, listener: Token) -> io::Result<Socket> {
         let (entry, queue) = self.entry_and_queue(listener)?;
         retry(entry, queue, Ready::READABLE, Socket::accept)
     }

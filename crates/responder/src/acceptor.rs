@@ -247,15 +247,18 @@ impl<F> fmt::Debug for Acceptor<F> {
     }
 }
 
-impl<S, F, R> Responder<S> for Acceptor<F>
-where
-    F: FnMut(Token, &mut Context<'_, S>) -> R,
-    R: Responder<S> + 'static,
-{
-    fn ready(&mut self, event: Event, cx: &mut Context<'_, S>) -> Action {
-        let Event::Read(listener) = event else {
-            return Action::Continue;
-        };
+impl<F> Acceptor<F> {
+    /// Accepts at most [`per_event`](Acceptor::per_event) connections from
+    /// `listener`, each through `admit`, which returns the connection's
+    /// token if it joined this table (to count it against the cap), and
+    /// `WouldBlock` when no connection is left; any other error pauses the
+    /// listener.
+    pub(crate) fn accept_batch<S>(
+        &mut self,
+        listener: Token,
+        cx: &mut Context<'_, S>,
+        mut admit: impl FnMut(&mut F, &mut Context<'_, S>) -> io::Result<Option<Token>>,
+    ) {
         if let (Some(max), None) = (self.max_connections, &self.count) {
             self.count = Some(Rc::new(ConnectionCount {
                 open: Cell::new(0),
@@ -272,18 +275,13 @@ where
                 let _ = cx.sockets.set_interest(listener, Interest::NONE);
                 break;
             }
-            match cx.sockets.core.accept_unattached(listener) {
-                Ok(conn) => {
-                    let responder = (self.factory)(conn, cx);
-                    match cx.sockets.core.attach(Ok(conn), responder) {
-                        Ok(_) => {
-                            if let Some(count) = &self.count {
-                                cx.sockets.core.count_connection(conn, count);
-                            }
-                        }
-                        Err(e) => debug!("{conn}: gone before its responder: {e}"),
+            match admit(&mut self.factory, cx) {
+                Ok(Some(conn)) => {
+                    if let Some(count) = &self.count {
+                        cx.sockets.core.count_connection(conn, count);
                     }
                 }
+                Ok(None) => {}
                 // Nobody else waits: the table re-arms the listener.
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -292,15 +290,43 @@ where
                 }
             }
         }
-        Action::Continue
     }
 
-    fn timer(&mut self, id: TimerId, cx: &mut Context<'_, S>) -> Action {
+    /// A timer fired: if it ends a pause, the listener accepts again.
+    pub(crate) fn timer_fired<S>(&mut self, id: TimerId, cx: &mut Context<'_, S>) {
         if self.paused == Some(id) {
             self.paused = None;
             debug!("{}: pause over: accepting again", cx.token);
             let _ = cx.sockets.set_interest(cx.token, Interest::READABLE);
         }
+    }
+}
+
+impl<S, F, R> Responder<S> for Acceptor<F>
+where
+    F: FnMut(Token, &mut Context<'_, S>) -> R,
+    R: Responder<S> + 'static,
+{
+    fn ready(&mut self, event: Event, cx: &mut Context<'_, S>) -> Action {
+        let Event::Read(listener) = event else {
+            return Action::Continue;
+        };
+        self.accept_batch(listener, cx, |factory, cx| {
+            let conn = cx.sockets.core.accept_unattached(listener)?;
+            let responder = factory(conn, cx);
+            match cx.sockets.core.attach(Ok(conn), responder) {
+                Ok(_) => Ok(Some(conn)),
+                Err(e) => {
+                    debug!("{conn}: gone before its responder: {e}");
+                    Ok(None)
+                }
+            }
+        });
+        Action::Continue
+    }
+
+    fn timer(&mut self, id: TimerId, cx: &mut Context<'_, S>) -> Action {
+        self.timer_fired(id, cx);
         Action::Continue
     }
 }

@@ -13,7 +13,7 @@ mod state;
 
 pub use state::Slot;
 use state::{call, call_subscribers, run_hooks, run_queued_work, start_graceful_stop};
-pub(crate) use state::{ConnectionCount, LoopState};
+pub(crate) use state::{panic_message, ConnectionCount, LoopState};
 
 use crate::Registry;
 #[cfg(doc)]
@@ -170,13 +170,35 @@ impl<S> Dispatcher<S> {
     }
 
     fn build(state: S, sockets: usize, events: usize) -> io::Result<Dispatcher<S>> {
-        Ok(Dispatcher {
-            core: LoopState::new(Sockets::<Slot<S>>::with_capacity(sockets)?),
+        let core = LoopState::new(Sockets::<Slot<S>>::with_capacity(sockets)?);
+        let mut dispatcher = Dispatcher::from_parts(core, state);
+        dispatcher.events = Events::with_capacity(events);
+        Ok(dispatcher)
+    }
+
+    /// A dispatcher around a table made (and filled) before its state.
+    pub(crate) fn from_parts(core: LoopState<S>, state: S) -> Dispatcher<S> {
+        Dispatcher {
+            core,
             state,
-            events: Events::with_capacity(events),
+            events: Events::with_capacity(DEFAULT_EVENTS),
             stop_signals: Vec::new(),
             signal_grace: Duration::ZERO,
-        })
+        }
+    }
+
+    /// The table and the state, borrowed apart (as a [`Context`] holds
+    /// them).
+    pub(crate) fn parts(&mut self) -> (&mut LoopState<S>, &mut S) {
+        (&mut self.core, &mut self.state)
+    }
+
+    /// Begins a graceful stop (unless one is under way) and returns: the
+    /// caller turns the loop until the table is empty.
+    pub(crate) fn begin_stop(&mut self, grace: Duration) {
+        self.run_queued_work();
+        start_graceful_stop(&mut self.core, &mut self.state, grace);
+        self.run_queued_work();
     }
 
     /// The shared state.
@@ -481,7 +503,7 @@ impl<S> Dispatcher<S> {
 
     /// Runs the hooks and the graceful stop that calls or registrations
     /// since the last event queued.
-    fn run_queued_work(&mut self) {
+    pub(crate) fn run_queued_work(&mut self) {
         run_queued_work(&mut self.core, &mut self.state);
     }
 

@@ -81,6 +81,7 @@ mod acceptor;
 mod codec;
 mod context;
 mod dispatcher;
+mod loops;
 mod registry;
 mod responder;
 mod sessions;
@@ -90,6 +91,7 @@ pub use acceptor::{Acceptor, DEFAULT_ACCEPTS_PER_EVENT, DEFAULT_ACCEPT_PAUSE};
 pub use codec::{CodecError, Decoded, Decoder, Endian, LengthPrefixed, Lines, Raw, Width};
 pub use context::Context;
 pub use dispatcher::{Dispatcher, Slot};
+pub use loops::{Handle, Loops, Server, Setup, Spread};
 pub use registry::Registry;
 pub use responder::{Action, Responder};
 pub use sessions::{

@@ -19,14 +19,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Long("impl") => {
                 let name = args.value()?.string()?;
                 server = Server::from_name(&name).ok_or_else(|| {
-                    format!("unknown --impl {name}: one of mio, tokio, calloop, sockmux-core, mio-short, mio-short-spent")
+                    format!("unknown --impl {name}: one of mio, tokio, calloop, sockmux-core, mio-short, mio-short-spent, tokio-mt2")
                 })?;
             }
             Long("port") => port = args.value()?.parse()?,
             Long("addr") => ip = args.value()?.parse()?,
             Long("help") => {
                 println!(
-                    "echo_server [--impl mio|tokio|calloop|sockmux-core|mio-short|mio-short-spent] [--addr IP] [--port P]"
+                    "echo_server [--impl mio|tokio|calloop|sockmux-core|mio-short|mio-short-spent|tokio-mt2] [--addr IP] [--port P]"
                 );
                 return Ok(());
             }

@@ -16,7 +16,7 @@ pub use self::calloop::serve_calloop;
 pub use self::mio::{serve_mio, serve_mio_reading, AfterShortRead};
 pub use self::table::serve_table;
 #[cfg(unix)]
-pub use self::tokio::serve_tokio;
+pub use self::tokio::{serve_tokio, serve_tokio_multi};
 
 /// The listen backlog of the reference servers: the same as sockmux's
 /// `DEFAULT_BACKLOG`, so 1,000 connects in a burst queue alike everywhere.

@@ -89,6 +89,9 @@ pub(crate) struct LoopState<S> {
     pub(crate) stop_requested: Option<Duration>,
     /// The deadline of the graceful stop under way.
     pub(crate) stopping: Option<Instant>,
+    /// Graceful stops begun so far (the multi-loop runner tells the other
+    /// loops of one begun in its loop, however short).
+    pub(crate) stops_begun: u64,
     /// The one read buffer every [`Stream`](crate::Stream) reads into (a
     /// stream keeps only a partial frame's bytes); empty until first used.
     pub(crate) scratch: Vec<u8>,
@@ -115,6 +118,7 @@ impl<S> LoopState<S> {
             stop: false,
             stop_requested: None,
             stopping: None,
+            stops_begun: 0,
             scratch: Vec::new(),
             batch: Vec::new(),
             notified: VecDeque::new(),
@@ -389,6 +393,7 @@ pub(crate) fn start_graceful_stop<S>(core: &mut LoopState<S>, state: &mut S, gra
         core.sockets.len()
     );
     core.stopping = Some(deadline_after(grace));
+    core.stops_begun += 1;
     let tokens: Vec<Token> = core.sockets.tokens().collect();
     for token in tokens {
         call(core, state, token, |r, cx| r.stop(cx));
@@ -441,7 +446,7 @@ fn deadline_after(grace: Duration) -> Instant {
     now.checked_add(grace.min(CENTURY)).unwrap_or(now)
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
     if let Some(s) = payload.downcast_ref::<&str>() {
         s
     } else if let Some(s) = payload.downcast_ref::<String>() {

@@ -21,6 +21,13 @@ const BASE_AGAIN: &str = "mio (A/A)";
 /// The sockmux rows, held to the bars.
 const TABLE_ROW: &str = "sockmux-core";
 const EXAMPLE_ROW: &str = "sockmux";
+/// The example on two loops, for the scaling rows (docs/scaling.md):
+/// spread by `SO_REUSEPORT`, and by the hand-off.
+const EXAMPLE_2_ROW: &str = "sockmux-2";
+const EXAMPLE_2_HAND_OFF_ROW: &str = "sockmux-2h";
+/// Servers that run more than one thread: pinned to one core they would
+/// measure nothing of interest, so they want `--no-pin`.
+const MULTI_THREADED: [&str; 3] = [EXAMPLE_2_ROW, EXAMPLE_2_HAND_OFF_ROW, "tokio-mt2"];
 /// The servers `--fairness` runs unless `--servers` says otherwise.
 const FAIRNESS_SERVERS: [&str; 3] = [BASE, TABLE_ROW, EXAMPLE_ROW];
 
@@ -143,8 +150,9 @@ fn contenders(o: &Options, bin_dir: &Path) -> Vec<Contender> {
         builtin("calloop", Server::Calloop),
         builtin(TABLE_ROW, Server::Table),
     ];
-    // The latency study's variants of raw mio: only when named.
-    for variant in [Server::MioShort, Server::MioShortSpent] {
+    // The latency study's variants of raw mio, and the multi-thread peer of
+    // the scaling rows: only when named.
+    for variant in [Server::MioShort, Server::MioShortSpent, Server::TokioMt2] {
         if o.only
             .as_ref()
             .is_some_and(|only| only.iter().any(|s| s == variant.name()))
@@ -153,10 +161,31 @@ fn contenders(o: &Options, bin_dir: &Path) -> Vec<Contender> {
         }
     }
     match tcp_echo(o, bin_dir) {
-        Some(path) => all.push(Contender {
-            label: EXAMPLE_ROW.into(),
-            command: vec![path.display().to_string()],
-        }),
+        Some(path) => {
+            all.push(Contender {
+                label: EXAMPLE_ROW.into(),
+                command: vec![path.display().to_string()],
+            });
+            // Two loops (`--threads 2`): the scaling rows, only when named.
+            let two: [(&str, &[&str]); 2] = [
+                (EXAMPLE_2_ROW, &[]),
+                (EXAMPLE_2_HAND_OFF_ROW, &["--hand-off"]),
+            ];
+            for (label, extra) in two {
+                if o.only
+                    .as_ref()
+                    .is_some_and(|only| only.iter().any(|s| s == label))
+                {
+                    let mut command =
+                        vec![path.display().to_string(), "--threads".into(), "2".into()];
+                    command.extend(extra.iter().map(|s| (*s).to_string()));
+                    all.push(Contender {
+                        label: label.into(),
+                        command,
+                    });
+                }
+            }
+        }
         None => eprintln!(
             "note: no tcp_echo example built (examples/tcp_echo.rs absent or not building): \
              the `{EXAMPLE_ROW}` row is left out"
@@ -212,6 +241,16 @@ pub(crate) fn main() -> Result<(), Box<dyn Error>> {
         }
     }
     let contenders = contenders(&o, &bin_dir);
+    if o.pin
+        && contenders
+            .iter()
+            .any(|c| MULTI_THREADED.contains(&c.label.as_str()))
+    {
+        eprintln!(
+            "note: {MULTI_THREADED:?} run more than one thread; pinned to core {SERVER_CORE} \
+             they share one core: add --no-pin to measure them (see docs/scaling.md)"
+        );
+    }
     if o.counts {
         run_counts(&o, &contenders, loadgen)
     } else if o.fairness {
@@ -451,7 +490,17 @@ fn read_raw(o: &mut Options, path: &Path) -> Result<Results, Box<dyn Error>> {
         runs.push((label.to_string(), case, LoadReport::parse(report)?));
     }
     // The baseline first, then the order of the table.
-    let order = [BASE, BASE_AGAIN, "tokio", "calloop", TABLE_ROW, EXAMPLE_ROW];
+    let order = [
+        BASE,
+        BASE_AGAIN,
+        "tokio",
+        "calloop",
+        TABLE_ROW,
+        EXAMPLE_ROW,
+        "tokio-mt2",
+        EXAMPLE_2_ROW,
+        EXAMPLE_2_HAND_OFF_ROW,
+    ];
     labels.sort_by_key(|l| order.iter().position(|o| o == l).unwrap_or(order.len()));
     cases.sort_by_key(|c| (c.conns, c.size));
     let mut results = Results::new(labels, cases);
