@@ -168,9 +168,24 @@ impl<D> Sockets<D> {
             let Sockets {
                 selector, table, ..
             } = self;
+            #[cfg(feature = "faults")]
+            let hooks = table.hooks.clone();
             let Table { slab, queue, .. } = table;
-            let fold = |event| apply(slab, queue, &mut special, &mut straight, events, event);
-            match selector.select_each(left, fold) {
+            #[cfg(feature = "faults")]
+            let result = match &hooks {
+                Some(hooks) => crate::faults::select(hooks, selector, left, slab, |slab, event| {
+                    apply(slab, queue, &mut special, &mut straight, events, event);
+                }),
+                None => selector.select_each(left, |event| {
+                    apply(slab, queue, &mut special, &mut straight, events, event);
+                }),
+            };
+            #[cfg(not(feature = "faults"))]
+            let result = {
+                let fold = |event| apply(slab, queue, &mut special, &mut straight, events, event);
+                selector.select_each(left, fold)
+            };
+            match result {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                     trace!("poll interrupted, retrying");
                     if let (Some(start), Some(t)) = (start, timeout) {

@@ -1,0 +1,1126 @@
+//! Fault injection at the readiness layer (the `faults` feature): a seeded
+//! [`FaultPlan`] that makes the table's own I/O calls and polls misbehave
+//! the way real systems do now and then, so that a program's handlers can
+//! be tested against those faults without a fake OS.
+//!
+//! Every fault goes through the table's real code: an injected
+//! `WouldBlock` clears readiness as a real one does, an injected short
+//! read is a real read with a smaller buffer, a delayed OS report is
+//! folded into the table later by the same function. Without the feature
+//! none of this is compiled.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::str::FromStr;
+use std::time::Duration;
+
+use log::warn;
+use slab::Slab;
+
+use crate::ready::Ready;
+use crate::record::{Done, Recorder, Replayer};
+use crate::selector::{Poller, RawEvent};
+use crate::table::Entry;
+use crate::{Socket, Table, Token};
+
+/// The environment variable read by [`Sockets::new`](crate::Sockets::new)
+/// (and every other constructor) when the `faults` feature is on.
+pub const FAULTS_ENV: &str = "SOCKMUX_FAULTS";
+
+/// The longest an OS report is held back, in polls.
+const MAX_DELAY: u64 = 3;
+/// The most `Interrupted` answers injected into one I/O call.
+const MAX_EINTR: u64 = 3;
+
+/// A seeded fault plan: how often each kind of fault is injected. Rates
+/// are probabilities in `0.0..=1.0` (below 1 for `wouldblock`, which at 1
+/// would never let a call through), all 0 by default.
+///
+/// The same seed gives the same faults for the same sequence of calls, so
+/// a failure seen once comes back when the run is repeated with its seed
+/// (as long as the peers behave the same; [`Table::record`](crate::Table::record)
+/// removes that condition).
+///
+/// | key | rate of | fault |
+/// |---|---|---|
+/// | `spurious` | polls | a `Read` or `Write` event for a socket that is not ready: its next I/O call answers `WouldBlock` |
+/// | `short` | stream reads and writes | the call is cut short: 1 byte up to the request |
+/// | `interrupt` | I/O calls and waits | `Interrupted` (1 to 3 times; the table retries) |
+/// | `wouldblock` | I/O calls | `WouldBlock` although the socket may be ready; the OS reports it again at the next poll |
+/// | `delay` | OS reports | the report is held back for 1 to 3 polls |
+/// | `split` | OS reports of two kinds or more | the report is split in two; the second part comes a poll later |
+/// | `reset` | stream reads and writes | the connection is reset: `ConnectionReset` now, then the end of the stream for reads and `BrokenPipe` for writes |
+/// | `end` | stream reads | the peer ends the stream: this read and every later one returns 0 bytes |
+/// | `emfile` | accepts | `accept` fails with "too many open files" (`EMFILE`) |
+///
+/// # Examples
+///
+/// ```
+/// use sockmux_core::FaultPlan;
+///
+/// let plan: FaultPlan = "seed=42,short=0.3,spurious=0.1".parse()?;
+/// assert_eq!(plan, FaultPlan::new(42).short(0.3).spurious(0.1));
+/// assert_eq!(plan.to_string(), "seed=42,spurious=0.1,short=0.3");
+/// let e = "seed=42,shrot=0.3".parse::<FaultPlan>().unwrap_err();
+/// assert!(e.to_string().contains("unknown fault `shrot`"));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultPlan {
+    seed: u64,
+    rates: [f64; KINDS],
+}
+
+/// The kinds of fault, in the order of [`FaultPlan`]'s keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Spurious,
+    Short,
+    Interrupt,
+    WouldBlock,
+    Delay,
+    Split,
+    Reset,
+    End,
+    Emfile,
+}
+
+const KINDS: usize = 9;
+
+impl Kind {
+    const ALL: [Kind; KINDS] = [
+        Kind::Spurious,
+        Kind::Short,
+        Kind::Interrupt,
+        Kind::WouldBlock,
+        Kind::Delay,
+        Kind::Split,
+        Kind::Reset,
+        Kind::End,
+        Kind::Emfile,
+    ];
+
+    fn key(self) -> &'static str {
+        match self {
+            Kind::Spurious => "spurious",
+            Kind::Short => "short",
+            Kind::Interrupt => "interrupt",
+            Kind::WouldBlock => "wouldblock",
+            Kind::Delay => "delay",
+            Kind::Split => "split",
+            Kind::Reset => "reset",
+            Kind::End => "end",
+            Kind::Emfile => "emfile",
+        }
+    }
+}
+
+macro_rules! rate_setters {
+    ($($(#[$doc:meta])* $name:ident = $kind:ident;)*) => {
+        $(
+            $(#[$doc])*
+            ///
+            /// # Panics
+            ///
+            /// If `rate` is not in `0.0..=1.0` (for `wouldblock`, below 1);
+            /// [`parse`](str::parse) reports the same as an error.
+            #[must_use]
+            pub fn $name(mut self, rate: f64) -> FaultPlan {
+                if let Err(e) = check_rate(Kind::$kind, rate) {
+                    panic!("{e}");
+                }
+                self.rates[Kind::$kind as usize] = rate;
+                self
+            }
+        )*
+    };
+}
+
+impl FaultPlan {
+    /// A plan with `seed` and no fault; add rates with the other methods.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::{FaultPlan, Sockets};
+    ///
+    /// let mut sockets = Sockets::new()?;
+    /// sockets.set_fault_plan(FaultPlan::new(7).short(0.5).interrupt(0.1));
+    /// assert_eq!(sockets.fault_counts().unwrap().total(), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[must_use]
+    pub fn new(seed: u64) -> FaultPlan {
+        FaultPlan {
+            seed,
+            rates: [0.0; KINDS],
+        }
+    }
+
+    /// The seed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(sockmux_core::FaultPlan::new(9).seed(), 9);
+    /// ```
+    #[must_use]
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    rate_setters! {
+        /// Spurious `Read`/`Write` events, per poll.
+        spurious = Spurious;
+        /// Short stream reads and writes, per call.
+        short = Short;
+        /// `Interrupted` answers, per I/O call and per wait.
+        interrupt = Interrupt;
+        /// `WouldBlock` answers, per I/O call.
+        wouldblock = WouldBlock;
+        /// OS reports held back for 1 to 3 polls, per report.
+        delay = Delay;
+        /// OS reports split in two, per report of two kinds or more.
+        split = Split;
+        /// Connection resets, per stream read or write.
+        reset = Reset;
+        /// Ends of stream, per stream read.
+        end = End;
+        /// `EMFILE` from `accept`, per accept.
+        emfile = Emfile;
+    }
+
+    /// The plan in [`FAULTS_ENV`], if it is set and not empty.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` naming the variable and what is wrong with its value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // Unset in doctests.
+    /// assert_eq!(sockmux_core::FaultPlan::from_env()?, None);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn from_env() -> io::Result<Option<FaultPlan>> {
+        match std::env::var(FAULTS_ENV) {
+            Ok(spec) if spec.trim().is_empty() => Ok(None),
+            Ok(spec) => spec
+                .parse()
+                .map(Some)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{FAULTS_ENV}: {e}"))),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{FAULTS_ENV}: not valid UTF-8"),
+            )),
+        }
+    }
+
+    fn rate(&self, kind: Kind) -> f64 {
+        self.rates[kind as usize]
+    }
+}
+
+fn check_rate(kind: Kind, rate: f64) -> Result<(), String> {
+    let top_ok = kind != Kind::WouldBlock || rate < 1.0;
+    if (0.0..=1.0).contains(&rate) && top_ok {
+        Ok(())
+    } else if !top_ok {
+        Err(format!(
+            "fault `{}` rate {rate} must be below 1 (at 1 no call would ever go through)",
+            kind.key()
+        ))
+    } else {
+        Err(format!(
+            "fault `{}` rate {rate} is not a probability in 0..=1",
+            kind.key()
+        ))
+    }
+}
+
+impl FromStr for FaultPlan {
+    type Err = io::Error;
+
+    /// Parses `seed=N,key=rate,...` (see [`FaultPlan`] for the keys; the
+    /// seed is required).
+    fn from_str(spec: &str) -> io::Result<FaultPlan> {
+        let bad = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
+        let mut seed = None;
+        let mut plan = FaultPlan::new(0);
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((key, value)) = part.split_once('=') else {
+                return Err(bad(format!("`{part}` is not key=value")));
+            };
+            let (key, value) = (key.trim(), value.trim());
+            if key == "seed" {
+                seed = Some(value.parse::<u64>().map_err(|_| {
+                    bad(format!("seed `{value}` is not a whole number below 2^64"))
+                })?);
+                continue;
+            }
+            let Some(kind) = Kind::ALL.into_iter().find(|k| k.key() == key) else {
+                let known: Vec<_> = Kind::ALL.iter().map(|k| k.key()).collect();
+                return Err(bad(format!(
+                    "unknown fault `{key}` (known: seed, {})",
+                    known.join(", ")
+                )));
+            };
+            let rate = value
+                .parse::<f64>()
+                .map_err(|_| bad(format!("fault `{key}` rate `{value}` is not a number")))?;
+            check_rate(kind, rate).map_err(bad)?;
+            plan.rates[kind as usize] = rate;
+        }
+        plan.seed = seed.ok_or_else(|| bad(format!("no seed in `{spec}` (add seed=N)")))?;
+        Ok(plan)
+    }
+}
+
+impl fmt::Display for FaultPlan {
+    /// The plan as [`FAULTS_ENV`] takes it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "seed={}", self.seed)?;
+        for kind in Kind::ALL {
+            let rate = self.rate(kind);
+            if rate != 0.0 {
+                write!(f, ",{}={rate}", kind.key())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How many faults of each kind a plan has injected so far (see
+/// [`Table::fault_counts`](crate::Table::fault_counts)).
+///
+/// # Examples
+///
+/// ```
+/// let counts = sockmux_core::FaultCounts::default();
+/// assert_eq!(counts.total(), 0);
+/// assert_eq!(counts.to_string(), "spurious=0 short=0 interrupt=0 wouldblock=0 \
+///     delay=0 split=0 reset=0 end=0 emfile=0");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultCounts {
+    /// Spurious `Read`/`Write` events raised.
+    pub spurious: u64,
+    /// Reads and writes cut short.
+    pub short: u64,
+    /// `Interrupted` answers (from I/O calls and waits).
+    pub interrupt: u64,
+    /// `WouldBlock` answers.
+    pub wouldblock: u64,
+    /// OS reports held back.
+    pub delay: u64,
+    /// OS reports split.
+    pub split: u64,
+    /// Connections reset.
+    pub reset: u64,
+    /// Streams ended.
+    pub end: u64,
+    /// Accepts failed with `EMFILE`.
+    pub emfile: u64,
+}
+
+impl FaultCounts {
+    /// All faults injected.
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        Kind::ALL.into_iter().map(|k| self.get(k)).sum()
+    }
+
+    fn get(&self, kind: Kind) -> u64 {
+        match kind {
+            Kind::Spurious => self.spurious,
+            Kind::Short => self.short,
+            Kind::Interrupt => self.interrupt,
+            Kind::WouldBlock => self.wouldblock,
+            Kind::Delay => self.delay,
+            Kind::Split => self.split,
+            Kind::Reset => self.reset,
+            Kind::End => self.end,
+            Kind::Emfile => self.emfile,
+        }
+    }
+
+    fn bump(&mut self, kind: Kind) {
+        let count = match kind {
+            Kind::Spurious => &mut self.spurious,
+            Kind::Short => &mut self.short,
+            Kind::Interrupt => &mut self.interrupt,
+            Kind::WouldBlock => &mut self.wouldblock,
+            Kind::Delay => &mut self.delay,
+            Kind::Split => &mut self.split,
+            Kind::Reset => &mut self.reset,
+            Kind::End => &mut self.end,
+            Kind::Emfile => &mut self.emfile,
+        };
+        *count += 1;
+    }
+}
+
+impl fmt::Display for FaultCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, kind) in Kind::ALL.into_iter().enumerate() {
+            let sep = if i == 0 { "" } else { " " };
+            write!(f, "{sep}{}={}", kind.key(), self.get(kind))?;
+        }
+        Ok(())
+    }
+}
+
+/// SplitMix64: a small, well-mixed generator; plenty for fault decisions.
+#[derive(Debug)]
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// True with probability `p`.
+    fn chance(&mut self, p: f64) -> bool {
+        // 53 random bits as a float in [0, 1).
+        p > 0.0 && ((self.next() >> 11) as f64) / ((1u64 << 53) as f64) < p
+    }
+
+    /// Uniform in `lo..=hi`.
+    fn between(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+}
+
+/// The I/O calls the table makes, as the hooks and records name them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    Read = 0,
+    Write = 1,
+    WriteVectored = 2,
+    Recv = 3,
+    Send = 4,
+    RecvFrom = 5,
+    SendTo = 6,
+    Accept = 7,
+    Io = 8,
+}
+
+impl Op {
+    pub(crate) const ALL: [Op; 9] = [
+        Op::Read,
+        Op::Write,
+        Op::WriteVectored,
+        Op::Recv,
+        Op::Send,
+        Op::RecvFrom,
+        Op::SendTo,
+        Op::Accept,
+        Op::Io,
+    ];
+
+    fn is_stream(self) -> bool {
+        matches!(self, Op::Read | Op::Write | Op::WriteVectored)
+    }
+
+    fn readiness(self) -> Ready {
+        match self {
+            Op::Read | Op::Recv | Op::RecvFrom | Op::Accept => Ready::READABLE,
+            Op::Write | Op::WriteVectored | Op::Send | Op::SendTo => Ready::WRITABLE,
+            // A `Table::io` call may clear either; say both.
+            Op::Io => Ready::READABLE | Ready::WRITABLE,
+        }
+    }
+}
+
+/// What a stream that a plan reset or ended answers from now on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Doom {
+    /// Reset (and told so): reads end, writes fail with `BrokenPipe`.
+    Reset,
+    /// Ended by the peer: reads end.
+    Ended,
+}
+
+/// The answer a plan gives instead of the OS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Answer {
+    WouldBlock,
+    Reset,
+    BrokenPipe,
+    End,
+    Emfile,
+}
+
+impl Answer {
+    fn error(self) -> io::Error {
+        match self {
+            Answer::WouldBlock => io::ErrorKind::WouldBlock.into(),
+            Answer::Reset => io::ErrorKind::ConnectionReset.into(),
+            Answer::BrokenPipe => io::ErrorKind::BrokenPipe.into(),
+            Answer::End => io::Error::other("an end of stream answered to a call that is not a read"),
+            Answer::Emfile => emfile(),
+        }
+    }
+}
+
+/// "Too many open files", as the OS says it.
+fn emfile() -> io::Error {
+    #[cfg(unix)]
+    return io::Error::from_raw_os_error(libc::EMFILE);
+    // WSAEMFILE.
+    #[cfg(windows)]
+    return io::Error::from_raw_os_error(10024);
+}
+
+/// An OS report held back by a plan, for the socket it was about.
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    token: Token,
+    ready: Ready,
+    polls: u64,
+}
+
+/// A plan at work: its generator, what it holds back and what it doomed.
+#[derive(Debug)]
+struct Injector {
+    plan: FaultPlan,
+    rng: Rng,
+    held: Vec<Held>,
+    doomed: HashMap<Token, Doom>,
+}
+
+/// The test hooks of one table: a fault plan, a recorder and a replay,
+/// each optional. Shared by the I/O calls in flight (an I/O closure holds
+/// the socket's entry, so it cannot reach the table).
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    injector: Option<Injector>,
+    counts: FaultCounts,
+    pub(crate) recorder: Option<Recorder>,
+    pub(crate) replay: Option<Replayer>,
+    /// Reused for each wait's OS reports.
+    reports: Vec<RawEvent>,
+}
+
+/// The hooks as a table keeps them.
+pub(crate) type Hooks = Option<Rc<RefCell<State>>>;
+
+/// Installs `plan` in `hooks` (replacing any), logging its seed.
+pub(crate) fn set_plan(hooks: &mut Hooks, plan: FaultPlan) {
+    warn!("{FAULTS_ENV}={plan}: injecting faults (rerun with the same value to repeat them)");
+    let state = hooks.get_or_insert_with(Rc::default);
+    let mut state = state.borrow_mut();
+    state.injector = Some(Injector {
+        rng: Rng(plan.seed),
+        plan,
+        held: Vec::new(),
+        doomed: HashMap::new(),
+    });
+    state.counts = FaultCounts::default();
+}
+
+/// The counts of the plan in `hooks`, if there is one.
+pub(crate) fn counts(hooks: &Hooks) -> Option<FaultCounts> {
+    let state = hooks.as_ref()?.borrow();
+    state.injector.as_ref().map(|_| state.counts)
+}
+
+/// Forgets what a plan holds for a removed socket.
+pub(crate) fn removed(hooks: &Hooks, token: Token) {
+    if let Some(state) = hooks {
+        if let Some(injector) = &mut state.borrow_mut().injector {
+            injector.doomed.remove(&token);
+            injector.held.retain(|h| h.token != token);
+        }
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        if let Some(injector) = &self.injector {
+            warn!(
+                "{FAULTS_ENV}={}: injected {} ({} in all)",
+                injector.plan,
+                self.counts,
+                self.counts.total()
+            );
+        }
+    }
+}
+
+/// One I/O call through the table under the hooks: what the plan decided
+/// for it (or what the replay says it was), made before the socket's entry
+/// is borrowed, and consulted by each OS call the table makes for it.
+#[derive(Debug)]
+pub(crate) struct Call {
+    state: Option<Rc<RefCell<State>>>,
+    op: Op,
+    token: Token,
+    /// The length asked of the OS.
+    len: usize,
+    /// `Interrupted` answers still to give.
+    eintr: u64,
+    answer: Option<Answer>,
+}
+
+impl Call {
+    /// Decides the faults of one call of `op` on `token` with a buffer of
+    /// `len` bytes (`stream`: the socket is a TCP or Unix stream).
+    ///
+    /// # Errors
+    ///
+    /// In a replay, a call that is not the one recorded next.
+    pub(crate) fn begin(hooks: &Hooks, op: Op, token: Token, len: usize) -> io::Result<Call> {
+        let mut call = Call {
+            state: hooks.clone(),
+            op,
+            token,
+            len,
+            eintr: 0,
+            answer: None,
+        };
+        let Some(state) = hooks else {
+            return Ok(call);
+        };
+        let mut guard = state.borrow_mut();
+        let state = &mut *guard;
+        if let Some(replay) = &mut state.replay {
+            call.len = replay.peek_call(op, token)?.min(len);
+            return Ok(call);
+        }
+        if let Some(injector) = &mut state.injector {
+            injector.decide(&mut call, &mut state.counts);
+        }
+        Ok(call)
+    }
+
+    /// The length to ask of the OS: the request, or less.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// An OS call that answers a byte count: the real one, or the answer
+    /// of the plan or the replay; recorded.
+    pub(crate) fn run(&mut self, f: impl FnOnce() -> io::Result<usize>) -> io::Result<usize> {
+        match self.outcome(f) {
+            Outcome::Replayed(done) => done.count(),
+            Outcome::Answered(result) => {
+                self.record(&result, |&n| Done::Ok(n, Vec::new(), None));
+                result
+            }
+        }
+    }
+
+    /// [`run`](Call::run) for reads: the data read is recorded, and a
+    /// replay writes the recorded data into `buf`.
+    pub(crate) fn run_read(
+        &mut self,
+        buf: &mut [u8],
+        f: impl FnOnce(&mut [u8]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        if self.ends() {
+            return Ok(0);
+        }
+        match self.outcome(|| f(buf)) {
+            Outcome::Replayed(done) => done.fill(buf),
+            Outcome::Answered(result) => {
+                self.record(&result, |&n| Done::Ok(n, buf[..n].to_vec(), None));
+                result
+            }
+        }
+    }
+
+    /// [`run_read`](Call::run_read) for `recv_from`: the sender's address
+    /// is recorded too.
+    pub(crate) fn run_recv_from(
+        &mut self,
+        buf: &mut [u8],
+        f: impl FnOnce(&mut [u8]) -> io::Result<(usize, SocketAddr)>,
+    ) -> io::Result<(usize, SocketAddr)> {
+        match self.outcome(|| f(buf)) {
+            Outcome::Replayed(done) => Ok((done.fill(buf)?, done.addr()?)),
+            Outcome::Answered(result) => {
+                self.record(&result, |&(n, addr)| {
+                    Done::Ok(n, buf[..n].to_vec(), Some(addr))
+                });
+                result
+            }
+        }
+    }
+
+    /// An `accept`: a replay hands over a stand-in socket (never read or
+    /// written: its I/O is replayed too).
+    pub(crate) fn run_accept(
+        &mut self,
+        f: impl FnOnce() -> io::Result<Socket>,
+    ) -> io::Result<Socket> {
+        match self.outcome(f) {
+            Outcome::Replayed(done) => done.count().and_then(|_| crate::record::stand_in()),
+            Outcome::Answered(result) => {
+                self.record(&result, |_| Done::Ok(0, Vec::new(), None));
+                result
+            }
+        }
+    }
+
+    /// A [`Table::io`](crate::Table::io) call: faults apply, and it is
+    /// recorded as success or error; a replay cannot make up its result.
+    pub(crate) fn run_io<R>(&mut self, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+        match self.outcome(f) {
+            Outcome::Replayed(done) => done.count().and_then(|_| {
+                Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "a replay cannot answer Table::io calls: their results are not recorded",
+                ))
+            }),
+            Outcome::Answered(result) => {
+                self.record(&result, |_| Done::Ok(0, Vec::new(), None));
+                result
+            }
+        }
+    }
+
+    /// The replay's answer, or else the plan's, or else the real call's.
+    fn outcome<R>(&mut self, f: impl FnOnce() -> io::Result<R>) -> Outcome<R> {
+        if let Some(state) = &self.state {
+            if let Some(replay) = &mut state.borrow_mut().replay {
+                return match replay.next_call(self.op, self.token) {
+                    Ok(done) => Outcome::Replayed(done),
+                    Err(e) => Outcome::Answered(Err(e)),
+                };
+            }
+        }
+        if self.eintr > 0 {
+            self.eintr -= 1;
+            return Outcome::Answered(Err(io::ErrorKind::Interrupted.into()));
+        }
+        match self.answer.take() {
+            Some(answer) => Outcome::Answered(Err(answer.error())),
+            None => Outcome::Answered(f()),
+        }
+    }
+
+    /// Whether the plan ends the stream at this OS call (a read's `Ok(0)`);
+    /// recorded.
+    fn ends(&mut self) -> bool {
+        if self.eintr > 0 || self.answer != Some(Answer::End) {
+            return false;
+        }
+        self.answer = None;
+        self.record(&Ok(0), |&n| Done::Ok(n, Vec::new(), None));
+        true
+    }
+
+    fn record<R>(&self, result: &io::Result<R>, summary: impl FnOnce(&R) -> Done) {
+        let Some(state) = &self.state else { return };
+        let mut state = state.borrow_mut();
+        if let Some(recorder) = &mut state.recorder {
+            let done = match result {
+                Ok(r) => summary(r),
+                Err(e) => Done::Err(crate::record::ErrorCode::of(e)),
+            };
+            recorder.call(self.op, self.token, self.len, &done);
+        }
+    }
+}
+
+/// What answers one OS call of a [`Call`].
+enum Outcome<R> {
+    /// The replay, from its record.
+    Replayed(Done),
+    /// The plan or the OS (to be recorded).
+    Answered(io::Result<R>),
+}
+
+impl Injector {
+    fn decide(&mut self, call: &mut Call, counts: &mut FaultCounts) {
+        let op = call.op;
+        if op.is_stream() {
+            if let Some(doom) = self.doomed.get_mut(&call.token) {
+                call.answer = match (*doom, op) {
+                    (_, Op::Read) => Some(Answer::End),
+                    (Doom::Reset, _) => Some(Answer::BrokenPipe),
+                    (Doom::Ended, _) => None,
+                };
+                if call.answer.is_some() {
+                    return;
+                }
+            }
+        }
+        let plan = &self.plan;
+        let rng = &mut self.rng;
+        if rng.chance(plan.rate(Kind::Interrupt)) {
+            call.eintr = rng.between(1, MAX_EINTR);
+            counts.interrupt += call.eintr;
+        }
+        if rng.chance(plan.rate(Kind::WouldBlock)) {
+            counts.bump(Kind::WouldBlock);
+            call.answer = Some(Answer::WouldBlock);
+            // Whatever readiness the socket had is cleared by the answer:
+            // the OS reports it again (a wrong WouldBlock must not lose
+            // the socket its wake-up).
+            self.held.push(Held {
+                token: call.token,
+                ready: op.readiness(),
+                polls: 1,
+            });
+            return;
+        }
+        if op.is_stream() && rng.chance(plan.rate(Kind::Reset)) {
+            counts.bump(Kind::Reset);
+            self.doomed.insert(call.token, Doom::Reset);
+            call.answer = Some(Answer::Reset);
+            return;
+        }
+        if op == Op::Read && rng.chance(plan.rate(Kind::End)) {
+            counts.bump(Kind::End);
+            self.doomed.insert(call.token, Doom::Ended);
+            call.answer = Some(Answer::End);
+            return;
+        }
+        if op == Op::Accept && rng.chance(plan.rate(Kind::Emfile)) {
+            counts.bump(Kind::Emfile);
+            call.answer = Some(Answer::Emfile);
+            return;
+        }
+        if op.is_stream() && call.len > 1 && rng.chance(plan.rate(Kind::Short)) {
+            counts.bump(Kind::Short);
+            call.len = rng.between(1, call.len as u64 - 1) as usize;
+        }
+    }
+
+    /// Reworks one wait's OS reports: releases those held back that are
+    /// due, holds back or splits some of the new ones, adds a spurious
+    /// one. Returns how many reports are still held (they keep the wait
+    /// short, so that they come out within a few polls).
+    fn rework<D>(&mut self, reports: &mut Vec<RawEvent>, slab: &Slab<Entry<D>>, counts: &mut FaultCounts) {
+        let live = |token: Token| {
+            slab.get(token.key())
+                .is_some_and(|e| e.generation == token.generation())
+        };
+        let mut out = Vec::with_capacity(reports.len() + self.held.len() + 1);
+        self.held.retain_mut(|held| {
+            held.polls -= 1;
+            if held.polls > 0 {
+                return true;
+            }
+            if live(held.token) {
+                out.push(RawEvent {
+                    key: held.token.key(),
+                    ready: held.ready,
+                });
+            }
+            false
+        });
+        for report in reports.drain(..) {
+            let Some(entry) = slab.get(report.key) else {
+                out.push(report); // the waker, signals, or a socket removed
+                continue;
+            };
+            let token = entry.token(report.key);
+            if self.rng.chance(self.plan.rate(Kind::Delay)) {
+                counts.bump(Kind::Delay);
+                let polls = self.rng.between(1, MAX_DELAY);
+                self.held.push(Held {
+                    token,
+                    ready: report.ready,
+                    polls,
+                });
+                continue;
+            }
+            let bits = report.ready.bits().count_ones();
+            if bits >= 2 && self.rng.chance(self.plan.rate(Kind::Split)) {
+                counts.bump(Kind::Split);
+                // A random part now (not none, not all), the rest a poll later.
+                let mut now = Ready::EMPTY;
+                while now.is_empty() || now == report.ready {
+                    now = report.ready & Ready::from_bits(self.rng.next() as u8);
+                }
+                let mut later = report.ready;
+                later.remove(now);
+                out.push(RawEvent {
+                    key: report.key,
+                    ready: now,
+                });
+                self.held.push(Held {
+                    token,
+                    ready: later,
+                    polls: 1,
+                });
+                continue;
+            }
+            out.push(report);
+        }
+        if !slab.is_empty() && self.rng.chance(self.plan.rate(Kind::Spurious)) {
+            // A socket interested in a direction it is not ready for.
+            for _ in 0..4 {
+                let key = self.rng.between(0, slab.capacity() as u64 - 1) as usize;
+                let Some(entry) = slab.get(key) else { continue };
+                let mut wanted = Ready::from_interest(entry.interest);
+                wanted.remove(entry.ready);
+                let ready = if wanted.contains(Ready::READABLE) {
+                    Ready::READABLE
+                } else if wanted.contains(Ready::WRITABLE) {
+                    Ready::WRITABLE
+                } else {
+                    continue;
+                };
+                counts.bump(Kind::Spurious);
+                out.push(RawEvent { key, ready });
+                break;
+            }
+        }
+        *reports = out;
+    }
+}
+
+/// One wait under the hooks: the OS's reports (or the replay's), reworked
+/// by the plan, recorded, then each handed to `fold` with the slab.
+/// Returns the number of reports, counting those held back so that the
+/// poll waits on for them.
+pub(crate) fn select<D>(
+    hooks: &Rc<RefCell<State>>,
+    poller: &mut Poller,
+    timeout: Option<Duration>,
+    slab: &mut Slab<Entry<D>>,
+    mut fold: impl FnMut(&mut Slab<Entry<D>>, RawEvent),
+) -> io::Result<usize> {
+    let mut guard = hooks.borrow_mut();
+    let state = &mut *guard;
+    let mut reports = std::mem::take(&mut state.reports);
+    reports.clear();
+    let mut held = 0;
+    if let Some(replay) = &mut state.replay {
+        replay.next_poll(&mut reports)?;
+    } else {
+        let mut timeout = timeout;
+        if let Some(injector) = &mut state.injector {
+            if injector.rng.chance(injector.plan.rate(Kind::Interrupt)) {
+                state.counts.bump(Kind::Interrupt);
+                state.reports = reports;
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            if !injector.held.is_empty() {
+                timeout = Some(Duration::ZERO);
+            }
+        }
+        let result = poller.select_each(timeout, |e| reports.push(e));
+        if let Err(e) = result {
+            state.reports = reports;
+            return Err(e);
+        }
+        if let Some(injector) = &mut state.injector {
+            injector.rework(&mut reports, slab, &mut state.counts);
+            held = injector.held.len();
+        }
+        if let Some(recorder) = &mut state.recorder {
+            recorder.poll(&reports);
+        }
+    }
+    drop(guard);
+    let n = reports.len();
+    for &report in &reports {
+        fold(slab, report);
+    }
+    hooks.borrow_mut().reports = reports;
+    Ok(n + held)
+}
+
+/// The first `len` bytes of `bufs`, as slices (a write cut short).
+pub(crate) fn cut_slices<'a>(bufs: &'a [IoSlice<'a>], len: usize) -> Vec<IoSlice<'a>> {
+    let mut left = len;
+    let mut out = Vec::with_capacity(bufs.len());
+    for buf in bufs {
+        if left == 0 {
+            break;
+        }
+        let take = buf.len().min(left);
+        out.push(IoSlice::new(&buf[..take]));
+        left -= take;
+    }
+    out
+}
+
+impl<D> Table<D> {
+    /// Starts a [`Call`] on `token` (which must be live).
+    pub(crate) fn begin(&self, token: Token, op: Op, len: usize) -> io::Result<Call> {
+        self.entry(token)?;
+        Call::begin(&self.hooks, op, token, len)
+    }
+}
+
+/// Fault plans, records and replays (the `faults` feature; see
+/// `docs/testing.md`).
+impl<D> Table<D> {
+    /// Injects faults from now on by `plan` (replacing any plan, and its
+    /// counts), and logs the plan with its seed (`warn!`). Every
+    /// constructor of [`Sockets`](crate::Sockets) does this by itself with
+    /// the plan in [`FAULTS_ENV`], if set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::{FaultPlan, Sockets};
+    /// use std::io::ErrorKind;
+    ///
+    /// let mut sockets = Sockets::new()?;
+    /// sockets.set_fault_plan(FaultPlan::new(1).wouldblock(0.99));
+    /// let t = sockets.bind_udp("127.0.0.1:0")?;
+    /// let peer = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    /// peer.send_to(b"x", sockets.local_addr(t)?)?;
+    /// // Ready or not, the plan answers WouldBlock (almost) every time.
+    /// let mut blocked = 0;
+    /// for _ in 0..10 {
+    ///     if let Err(e) = sockets.recv(t, &mut [0; 8]) {
+    ///         assert_eq!(e.kind(), ErrorKind::WouldBlock);
+    ///         blocked += 1;
+    ///     }
+    /// }
+    /// assert_eq!(sockets.fault_counts().unwrap().wouldblock, blocked);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_fault_plan(&mut self, plan: FaultPlan) {
+        set_plan(&mut self.hooks, plan);
+    }
+
+    /// How many faults of each kind the plan injected so far; `None`
+    /// without a plan.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sockets = sockmux_core::Sockets::new()?;
+    /// // No plan unless SOCKMUX_FAULTS is set.
+    /// assert_eq!(sockets.fault_counts().is_some(), std::env::var_os("SOCKMUX_FAULTS").is_some());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[must_use]
+    pub fn fault_counts(&self) -> Option<FaultCounts> {
+        counts(&self.hooks)
+    }
+
+    /// Records this table's run to the file at `path`: the OS reports of
+    /// every poll (as a fault plan left them) and the result of every OS
+    /// call made through the table, with the bytes read. Start it before
+    /// the first socket is added. The file is flushed at each poll, so a
+    /// run that dies leaves its record; [`replay`](Table::replay) plays it
+    /// again.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` when the table already holds sockets or replays a
+    /// record; the error from creating the file.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let dir = std::env::temp_dir().join(format!("sockmux-doc-record-{}", std::process::id()));
+    /// let mut sockets = sockmux_core::Sockets::new()?;
+    /// sockets.record(&dir)?;
+    /// let t = sockets.bind_udp("127.0.0.1:0")?;
+    /// assert!(sockets.recv(t, &mut [0; 8]).is_err()); // recorded: WouldBlock
+    /// drop(sockets);
+    /// assert!(std::fs::metadata(&dir)?.len() > 0);
+    /// std::fs::remove_file(dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn record(&mut self, path: impl AsRef<std::path::Path>) -> io::Result<()> {
+        self.check_fresh("record")?;
+        let recorder = Recorder::create(path.as_ref())?;
+        let state = self.hooks.get_or_insert_with(Rc::default);
+        let mut state = state.borrow_mut();
+        if state.replay.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a table that replays a record cannot record",
+            ));
+        }
+        state.recorder = Some(recorder);
+        Ok(())
+    }
+
+    /// Replays the record at `path` (made by [`record`](Table::record)):
+    /// from now on each poll hands over the recorded OS reports, without
+    /// waiting, and each I/O call through the table answers what it
+    /// answered then, with the same bytes; no socket is read or written,
+    /// and accepted connections are stand-ins with no peer. A fault plan
+    /// is not applied: its faults are in the record. The program must make
+    /// the same calls in the same order: the first that differs fails with
+    /// `InvalidData` ("the replay diverged: ..."), and a poll past the end
+    /// of the record fails with `UnexpectedEof`. Timers still fire by the
+    /// clock.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` when the table already holds sockets or records;
+    /// the error from reading the file; `InvalidData` if it is not a
+    /// record.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::{Events, Sockets};
+    /// use std::io::ErrorKind;
+    /// use std::time::Duration;
+    ///
+    /// let path = std::env::temp_dir().join(format!("sockmux-doc-replay-{}", std::process::id()));
+    /// let peer = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    /// let mut events = Events::with_capacity(8);
+    /// let run = |sockets: &mut Sockets, events: &mut Events| -> std::io::Result<Vec<u8>> {
+    ///     let t = sockets.bind_udp("127.0.0.1:0")?;
+    ///     peer.send_to(b"hello", sockets.local_addr(t)?)?;
+    ///     sockets.poll(events, Some(Duration::from_secs(5)))?;
+    ///     let mut buf = [0; 16];
+    ///     let n = sockets.recv(t, &mut buf)?;
+    ///     Ok(buf[..n].to_vec())
+    /// };
+    /// let mut recording = Sockets::new()?;
+    /// recording.record(&path)?;
+    /// assert_eq!(run(&mut recording, &mut events)?, b"hello");
+    /// drop(recording);
+    /// // The replay reads the same bytes (the datagram sent now is not read).
+    /// let mut replay = Sockets::new()?;
+    /// replay.replay(&path)?;
+    /// assert_eq!(run(&mut replay, &mut events)?, b"hello");
+    /// let over = replay.poll(&mut events, None).unwrap_err();
+    /// assert_eq!(over.kind(), ErrorKind::UnexpectedEof);
+    /// std::fs::remove_file(path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn replay(&mut self, path: impl AsRef<std::path::Path>) -> io::Result<()> {
+        self.check_fresh("replay")?;
+        let replayer = Replayer::open(path.as_ref())?;
+        let state = self.hooks.get_or_insert_with(Rc::default);
+        let mut state = state.borrow_mut();
+        if state.recorder.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a table that records cannot replay",
+            ));
+        }
+        state.replay = Some(replayer);
+        Ok(())
+    }
+
+    fn check_fresh(&self, what: &str) -> io::Result<()> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{what} must start before the first socket is added"),
+            ))
+        }
+    }
+}
