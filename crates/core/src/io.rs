@@ -57,8 +57,8 @@ impl<D> Table<D> {
         let mut call = self.begin(token, Op::Io, 0)?;
         let (entry, queue) = self.entry_and_queue(token)?;
         #[cfg(feature = "faults")]
-        let f = |s: &mut Socket| call.run_io(|| f(s));
-        retry(entry, queue, Ready::from_interest(interest), f)
+        let mut f = |s: &mut Socket| call.run_io(|| f(s));
+        retry(entry, queue, Ready::from_interest(interest), |s| f(s))
     }
 
     /// Reads from a stream (TCP or Unix). `Ok(0)` with a non-empty buffer is

@@ -99,6 +99,8 @@ mod event;
 mod fault_tests;
 #[cfg(feature = "faults")]
 mod faults;
+#[cfg(all(test, feature = "faults"))]
+mod faults_tests;
 mod interest;
 mod io;
 mod open;
