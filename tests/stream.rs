@@ -508,7 +508,16 @@ fn graceful_stop_deadline_reports_the_unsent_bytes() {
     let log = dispatcher.state();
     let queued = log.queued_at_stop[0];
     assert!(queued > 0);
-    assert_eq!(log.closed, [(CloseReason::Stopped, queued)]);
+    if cfg!(feature = "faults") {
+        // A write that a fault plan cut short left room in the send
+        // buffer at the stop, which the grace period used.
+        let [(CloseReason::Stopped, unsent)] = log.closed[..] else {
+            panic!("{:?}", log.closed);
+        };
+        assert!(0 < unsent && unsent <= queued, "{unsent} of {queued}");
+    } else {
+        assert_eq!(log.closed, [(CloseReason::Stopped, queued)]);
+    }
 }
 
 /// A stream registered while connecting (`connect_tcp`): what it writes
