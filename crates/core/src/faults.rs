@@ -48,7 +48,7 @@ const MAX_EINTR: u64 = 3;
 /// | key | rate of | fault |
 /// |---|---|---|
 /// | `spurious` | polls | a `Read` or `Write` event for a socket that is not ready: its next I/O call answers `WouldBlock` |
-/// | `short` | stream reads and writes | the call is cut short: 1 byte up to the request |
+/// | `short` | stream reads and writes | the call is cut short: 1 byte up to the request (as many cuts below 16 bytes as between 16 and 256) |
 /// | `interrupt` | I/O calls and waits | `Interrupted` (1 to 3 times; the table retries) |
 /// | `wouldblock` | I/O calls | `WouldBlock` although the socket may be ready; the OS reports it again at the next poll |
 /// | `delay` | OS reports | the report is held back for 1 to 3 polls |
@@ -210,10 +210,9 @@ impl FaultPlan {
     pub fn from_env() -> io::Result<Option<FaultPlan>> {
         match std::env::var(FAULTS_ENV) {
             Ok(spec) if spec.trim().is_empty() => Ok(None),
-            Ok(spec) => spec
-                .parse()
-                .map(Some)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{FAULTS_ENV}: {e}"))),
+            Ok(spec) => spec.parse().map(Some).map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("{FAULTS_ENV}: {e}"))
+            }),
             Err(std::env::VarError::NotPresent) => Ok(None),
             Err(std::env::VarError::NotUnicode(_)) => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -467,7 +466,9 @@ impl Answer {
             Answer::WouldBlock => io::ErrorKind::WouldBlock.into(),
             Answer::Reset => io::ErrorKind::ConnectionReset.into(),
             Answer::BrokenPipe => io::ErrorKind::BrokenPipe.into(),
-            Answer::End => io::Error::other("an end of stream answered to a call that is not a read"),
+            Answer::End => {
+                io::Error::other("an end of stream answered to a call that is not a read")
+            }
             Answer::Emfile => emfile(),
         }
     }
@@ -796,7 +797,11 @@ impl Injector {
         }
         if op.is_stream() && call.len > 1 && rng.chance(plan.rate(Kind::Short)) {
             counts.bump(Kind::Short);
-            call.len = rng.between(1, call.len as u64 - 1) as usize;
+            // 1 byte up to the request, spread evenly over the orders of
+            // magnitude: most cuts are small, as the data available is.
+            let most = call.len as u64 - 1;
+            let bits = rng.between(0, u64::from(63 - most.leading_zeros()));
+            call.len = rng.between(1, most.min((2 << bits) - 1)) as usize;
         }
     }
 
@@ -804,7 +809,12 @@ impl Injector {
     /// due, holds back or splits some of the new ones, adds a spurious
     /// one. Returns how many reports are still held (they keep the wait
     /// short, so that they come out within a few polls).
-    fn rework<D>(&mut self, reports: &mut Vec<RawEvent>, slab: &Slab<Entry<D>>, counts: &mut FaultCounts) {
+    fn rework<D>(
+        &mut self,
+        reports: &mut Vec<RawEvent>,
+        slab: &Slab<Entry<D>>,
+        counts: &mut FaultCounts,
+    ) {
         let live = |token: Token| {
             slab.get(token.key())
                 .is_some_and(|e| e.generation == token.generation())

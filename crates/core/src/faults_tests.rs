@@ -76,7 +76,11 @@ fn short_reads_wouldblocks_and_interrupts_lose_no_byte() {
     for plan in [
         FaultPlan::new(1).short(1.0),
         FaultPlan::new(2).wouldblock(0.5).interrupt(0.5),
-        FaultPlan::new(3).short(0.5).delay(0.5).split(0.5).spurious(0.5),
+        FaultPlan::new(3)
+            .short(0.5)
+            .delay(0.5)
+            .split(0.5)
+            .spurious(0.5),
     ] {
         let (mut sockets, t, mut peer) = pair(plan.clone());
         let writer = {
@@ -84,7 +88,12 @@ fn short_reads_wouldblocks_and_interrupts_lose_no_byte() {
             std::thread::spawn(move || peer.write_all(&sent).map(|()| peer))
         };
         let got = read_all(&mut sockets, t, sent.len());
-        assert!(got == sent, "{plan}: {} bytes, not the {} sent", got.len(), sent.len());
+        assert!(
+            got == sent,
+            "{plan}: {} bytes, not the {} sent",
+            got.len(),
+            sent.len()
+        );
         drop(writer.join().unwrap().unwrap());
         assert!(sockets.fault_counts().unwrap().total() > 0, "{plan}");
     }
@@ -186,7 +195,9 @@ fn delayed_and_split_reports_arrive_within_a_few_polls() {
         // and the poll does not give up while it holds one.
         'wait: loop {
             assert!(Instant::now() < deadline, "datagram {i} never reported");
-            sockets.poll(&mut events, Some(Duration::from_secs(5))).unwrap();
+            sockets
+                .poll(&mut events, Some(Duration::from_secs(5)))
+                .unwrap();
             for event in &events {
                 if event == Event::Read(t) {
                     let mut buf = [0; 4];

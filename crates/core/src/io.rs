@@ -318,7 +318,9 @@ impl<D> Table<D> {
         #[cfg(not(feature = "faults"))]
         let r = datagram_io(entry, queue, token, Ready::READABLE, |s| s.recv(buf));
         #[cfg(feature = "faults")]
-        let r = datagram_io(entry, queue, token, Ready::READABLE, |s| call.run_read(buf, |b| s.recv(b)));
+        let r = datagram_io(entry, queue, token, Ready::READABLE, |s| {
+            call.run_read(buf, |b| s.recv(b))
+        });
         #[cfg(windows)]
         self.enqueue(token);
         r
@@ -353,7 +355,9 @@ impl<D> Table<D> {
         #[cfg(not(feature = "faults"))]
         let r = datagram_io(entry, queue, token, Ready::WRITABLE, |s| s.send(buf));
         #[cfg(feature = "faults")]
-        let r = datagram_io(entry, queue, token, Ready::WRITABLE, |s| call.run(|| s.send(buf)));
+        let r = datagram_io(entry, queue, token, Ready::WRITABLE, |s| {
+            call.run(|| s.send(buf))
+        });
         #[cfg(windows)]
         self.enqueue(token);
         r
@@ -389,7 +393,9 @@ impl<D> Table<D> {
         #[cfg(not(feature = "faults"))]
         let r = datagram_io(entry, queue, token, Ready::READABLE, |s| s.recv_from(buf));
         #[cfg(feature = "faults")]
-        let r = datagram_io(entry, queue, token, Ready::READABLE, |s| call.run_recv_from(buf, |b| s.recv_from(b)));
+        let r = datagram_io(entry, queue, token, Ready::READABLE, |s| {
+            call.run_recv_from(buf, |b| s.recv_from(b))
+        });
         #[cfg(windows)]
         self.enqueue(token);
         r

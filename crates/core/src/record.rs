@@ -65,7 +65,11 @@ impl ErrorCode {
     fn error(self) -> io::Error {
         match self {
             ErrorCode::Os(code) => io::Error::from_raw_os_error(code),
-            ErrorCode::Kind(i) => KINDS.get(usize::from(i)).copied().unwrap_or(io::ErrorKind::Other).into(),
+            ErrorCode::Kind(i) => KINDS
+                .get(usize::from(i))
+                .copied()
+                .unwrap_or(io::ErrorKind::Other)
+                .into(),
         }
     }
 }
@@ -108,14 +112,19 @@ impl Done {
     pub(crate) fn addr(&self) -> io::Result<SocketAddr> {
         match self {
             Done::Ok(_, _, Some(addr)) => Ok(*addr),
-            Done::Ok(..) => Err(diverged("a recv_from was recorded without its sender".into())),
+            Done::Ok(..) => Err(diverged(
+                "a recv_from was recorded without its sender".into(),
+            )),
             Done::Err(code) => Err(code.error()),
         }
     }
 }
 
 fn diverged(what: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("the replay diverged: {what}"))
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("the replay diverged: {what}"),
+    )
 }
 
 /// Writes a table's record (see the module documentation).
@@ -431,7 +440,10 @@ fn truncated() -> io::Error {
 }
 
 fn corrupt(what: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("corrupt sockmux record: {what}"))
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("corrupt sockmux record: {what}"),
+    )
 }
 
 /// The socket a replayed `accept` hands over: a TCP socket with no
