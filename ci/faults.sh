@@ -25,6 +25,10 @@ fi
 tests=(--test responder_echo --test responder_chat --test stream --test responder_stop
     --test kv --test http --test faults)
 
+# The core crate's own tests of each fault, and the doctests of the
+# feature's API.
+cargo test -p sockmux-core --features faults
+
 # The example binaries the tests start, with the feature (`--all-targets`
 # alone builds examples only in test mode).
 cargo build --features faults --examples

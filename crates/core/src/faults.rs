@@ -1134,3 +1134,18 @@ impl<D> Table<D> {
         }
     }
 }
+
+/// Whether a poll returns after a wait (`done`, as decided from its events
+/// and the clock): recorded when it waits on; a replay decides as the
+/// record says.
+pub(crate) fn done_waiting(hooks: &Hooks, done: bool) -> io::Result<bool> {
+    let Some(state) = hooks else { return Ok(done) };
+    let mut state = state.borrow_mut();
+    if let Some(replay) = &mut state.replay {
+        return Ok(!replay.waits_on());
+    }
+    if let (false, Some(recorder)) = (done, &mut state.recorder) {
+        recorder.wait_on();
+    }
+    Ok(done)
+}

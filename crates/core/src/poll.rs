@@ -58,7 +58,12 @@ impl<D> Sockets<D> {
             // on Windows every `WouldBlock` re-arms a socket and mio reports
             // its whole state again) do not end the wait: 0 events means
             // that the timeout passed.
-            if !events.is_empty() || reports == 0 || left == Some(Duration::ZERO) {
+            let done = !events.is_empty() || reports == 0 || left == Some(Duration::ZERO);
+            // A record keeps this decision (it depends on the clock), and
+            // its replay takes it from there.
+            #[cfg(feature = "faults")]
+            let done = crate::faults::done_waiting(&self.table.hooks, done)?;
+            if done {
                 return Ok(events.len());
             }
             trace!("{reports} os reports raised no event: waiting on");

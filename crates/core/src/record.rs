@@ -9,7 +9,9 @@
 //! bits (a byte). A call record is `C`, the call's kind (a byte), the
 //! socket's key and generation, the length asked of the OS, then `0` and
 //! the byte count, the bytes read (reads only) and the sender's address
-//! (`recv_from` only), or `1` and the error (its OS code, or its kind).
+//! (`recv_from` only), or `1` and the error (its OS code, or its kind). A
+//! `W` says that the poll waited on after the wait before it (a decision
+//! that depends on the clock, so the replay takes it from the record).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -27,6 +29,7 @@ use crate::{Socket, Token};
 const MAGIC: &[u8] = b"sockmux record 1\n";
 const POLL: u8 = b'P';
 const CALL: u8 = b'C';
+const WAIT_ON: u8 = b'W';
 
 /// An I/O error as recorded: the OS code where there is one, else the kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,6 +166,13 @@ impl Recorder {
                 self.fail(&e);
             }
         }
+    }
+
+    /// The poll waits on after its last wait.
+    pub(crate) fn wait_on(&mut self) {
+        self.buf.clear();
+        self.buf.push(WAIT_ON);
+        self.write();
     }
 
     pub(crate) fn call(&mut self, op: Op, token: Token, len: usize, done: &Done) {
@@ -306,6 +316,16 @@ impl Replayer {
         self.at = at;
         self.polls += 1;
         Ok(())
+    }
+
+    /// Whether the poll waited on here (and the record says so).
+    pub(crate) fn waits_on(&mut self) -> bool {
+        if self.data.get(self.at) == Some(&WAIT_ON) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
     }
 
     /// The length the next call asked of the OS, which must be `op` on
