@@ -605,14 +605,9 @@ impl Call {
         Ok(call)
     }
 
-    /// The length to ask of the OS: the request, or less.
-    #[inline]
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
     /// An OS call that answers a byte count: the real one, or the answer
     /// of the plan or the replay; recorded.
+    #[inline(never)]
     pub(crate) fn run(&mut self, f: impl FnOnce() -> io::Result<usize>) -> io::Result<usize> {
         match self.outcome(f) {
             Outcome::Replayed(done) => done.count(),
@@ -625,6 +620,7 @@ impl Call {
 
     /// [`run`](Call::run) for reads: the data read is recorded, and a
     /// replay writes the recorded data into `buf`.
+    #[inline(never)]
     pub(crate) fn run_read(
         &mut self,
         buf: &mut [u8],
@@ -644,6 +640,7 @@ impl Call {
 
     /// [`run_read`](Call::run_read) for `recv_from`: the sender's address
     /// is recorded too.
+    #[inline(never)]
     pub(crate) fn run_recv_from(
         &mut self,
         buf: &mut [u8],
@@ -662,6 +659,7 @@ impl Call {
 
     /// An `accept`: a replay hands over a stand-in socket (never read or
     /// written: its I/O is replayed too).
+    #[inline(never)]
     pub(crate) fn run_accept(
         &mut self,
         f: impl FnOnce() -> io::Result<Socket>,
@@ -677,6 +675,7 @@ impl Call {
 
     /// A [`Table::io`](crate::Table::io) call: faults apply, and it is
     /// recorded as success or error; a replay cannot make up its result.
+    #[inline(never)]
     pub(crate) fn run_io<R>(&mut self, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
         match self.outcome(f) {
             Outcome::Replayed(done) => done.count().and_then(|_| {
@@ -895,10 +894,12 @@ impl Injector {
     }
 }
 
-/// One wait under the hooks: the OS's reports (or the replay's), reworked
+/// One wait under the hooks (out of line: the common wait has none): the OS's reports (or the replay's), reworked
 /// by the plan, recorded, then each handed to `fold` with the slab.
 /// Returns the number of reports, counting those held back so that the
 /// poll waits on for them.
+#[cold]
+#[inline(never)]
 pub(crate) fn select<D>(
     hooks: &Rc<RefCell<State>>,
     poller: &mut Poller,
@@ -963,10 +964,94 @@ pub(crate) fn cut_slices<'a>(bufs: &'a [IoSlice<'a>], len: usize) -> Vec<IoSlice
 }
 
 impl<D> Table<D> {
-    /// Starts a [`Call`] on `token` (which must be live).
-    pub(crate) fn begin(&self, token: Token, op: Op, len: usize) -> io::Result<Call> {
+    /// Starts an I/O call of `op` on `token` with a buffer of `len` bytes:
+    /// under hooks, a [`Call`] (the token must be live); without, nothing
+    /// but a branch.
+    #[inline(always)]
+    pub(crate) fn begin(&self, token: Token, op: Op, len: usize) -> io::Result<Hooked> {
+        match &self.hooks {
+            None => Ok(Hooked { len, call: None }),
+            Some(_) => self.begin_hooked(token, op, len),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn begin_hooked(&self, token: Token, op: Op, len: usize) -> io::Result<Hooked> {
         self.entry(token)?;
-        Call::begin(&self.hooks, op, token, len)
+        let call = Call::begin(&self.hooks, op, token, len)?;
+        Ok(Hooked {
+            len: call.len,
+            call: Some(call),
+        })
+    }
+}
+
+/// An I/O call through the table with the feature on: the OS call alone
+/// when the table has no hooks (a plan, a recorder or a replay), else
+/// through its [`Call`].
+#[derive(Debug)]
+pub(crate) struct Hooked {
+    len: usize,
+    call: Option<Call>,
+}
+
+impl Hooked {
+    /// The length to ask of the OS: the request, or less.
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline(always)]
+    pub(crate) fn run(&mut self, f: impl FnOnce() -> io::Result<usize>) -> io::Result<usize> {
+        match &mut self.call {
+            None => f(),
+            Some(call) => call.run(f),
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn run_read(
+        &mut self,
+        buf: &mut [u8],
+        f: impl FnOnce(&mut [u8]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        match &mut self.call {
+            None => f(buf),
+            Some(call) => call.run_read(buf, f),
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn run_recv_from(
+        &mut self,
+        buf: &mut [u8],
+        f: impl FnOnce(&mut [u8]) -> io::Result<(usize, SocketAddr)>,
+    ) -> io::Result<(usize, SocketAddr)> {
+        match &mut self.call {
+            None => f(buf),
+            Some(call) => call.run_recv_from(buf, f),
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn run_accept(
+        &mut self,
+        f: impl FnOnce() -> io::Result<Socket>,
+    ) -> io::Result<Socket> {
+        match &mut self.call {
+            None => f(),
+            Some(call) => call.run_accept(f),
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn run_io<R>(&mut self, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+        match &mut self.call {
+            None => f(),
+            Some(call) => call.run_io(f),
+        }
     }
 }
 
