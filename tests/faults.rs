@@ -212,7 +212,7 @@ fn serve_lines(
 ) -> (Trace, Vec<Vec<u8>>) {
     let (mut dispatcher, addr) = program(whole_lines, |d| {
         d.sockets().record(record).unwrap();
-        d.sockets().set_fault_plan(plan.clone());
+        d.sockets().set_fault_plan(plan.clone()).unwrap();
     });
     let clients: Vec<_> = (0..CLIENTS)
         .map(|seed| client(addr, seed, sending))

@@ -124,15 +124,11 @@ macro_rules! rate_setters {
         $(
             $(#[$doc])*
             ///
-            /// # Panics
-            ///
-            /// If `rate` is not in `0.0..=1.0` (for `wouldblock`, below 1);
-            /// [`parse`](str::parse) reports the same as an error.
+            /// The rate must be in `0.0..=1.0` (for `wouldblock`, below
+            /// 1): [`set_fault_plan`](crate::Table::set_fault_plan) refuses
+            /// a plan with another, as [`parse`](str::parse) does.
             #[must_use]
             pub fn $name(mut self, rate: f64) -> FaultPlan {
-                if let Err(e) = check_rate(Kind::$kind, rate) {
-                    panic!("{e}");
-                }
                 self.rates[Kind::$kind as usize] = rate;
                 self
             }
@@ -149,7 +145,7 @@ impl FaultPlan {
     /// use sockmux_core::{FaultPlan, Sockets};
     ///
     /// let mut sockets = Sockets::new()?;
-    /// sockets.set_fault_plan(FaultPlan::new(7).short(0.5).interrupt(0.1));
+    /// sockets.set_fault_plan(FaultPlan::new(7).short(0.5).interrupt(0.1))?;
     /// assert_eq!(sockets.fault_counts().unwrap().total(), 0);
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -223,6 +219,15 @@ impl FaultPlan {
 
     fn rate(&self, kind: Kind) -> f64 {
         self.rates[kind as usize]
+    }
+
+    /// Every rate in its range.
+    fn check(&self) -> io::Result<()> {
+        for kind in Kind::ALL {
+            check_rate(kind, self.rate(kind))
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        }
+        Ok(())
     }
 }
 
@@ -517,7 +522,8 @@ pub(crate) struct State {
 pub(crate) type Hooks = Option<Rc<RefCell<State>>>;
 
 /// Installs `plan` in `hooks` (replacing any), logging its seed.
-pub(crate) fn set_plan(hooks: &mut Hooks, plan: FaultPlan) {
+fn set_plan(hooks: &mut Hooks, plan: FaultPlan) -> io::Result<()> {
+    plan.check()?;
     warn!("{FAULTS_ENV}={plan}: injecting faults (rerun with the same value to repeat them)");
     let state = hooks.get_or_insert_with(Rc::default);
     let mut state = state.borrow_mut();
@@ -528,6 +534,7 @@ pub(crate) fn set_plan(hooks: &mut Hooks, plan: FaultPlan) {
         doomed: HashMap::new(),
     });
     state.counts = FaultCounts::default();
+    Ok(())
 }
 
 /// The counts of the plan in `hooks`, if there is one.
@@ -1063,6 +1070,10 @@ impl<D> Table<D> {
     /// constructor of [`Sockets`](crate::Sockets) does this by itself with
     /// the plan in [`FAULTS_ENV`], if set.
     ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a rate out of its range, naming it.
+    ///
     /// # Examples
     ///
     /// ```
@@ -1070,7 +1081,7 @@ impl<D> Table<D> {
     /// use std::io::ErrorKind;
     ///
     /// let mut sockets = Sockets::new()?;
-    /// sockets.set_fault_plan(FaultPlan::new(1).wouldblock(0.99));
+    /// sockets.set_fault_plan(FaultPlan::new(1).wouldblock(0.99))?;
     /// let t = sockets.bind_udp("127.0.0.1:0")?;
     /// let peer = std::net::UdpSocket::bind("127.0.0.1:0")?;
     /// peer.send_to(b"x", sockets.local_addr(t)?)?;
@@ -1083,10 +1094,13 @@ impl<D> Table<D> {
     ///     }
     /// }
     /// assert_eq!(sockets.fault_counts().unwrap().wouldblock, blocked);
+    /// // A rate out of range is refused.
+    /// let e = sockets.set_fault_plan(FaultPlan::new(1).short(1.5)).unwrap_err();
+    /// assert!(e.to_string().contains("not a probability"));
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn set_fault_plan(&mut self, plan: FaultPlan) {
-        set_plan(&mut self.hooks, plan);
+    pub fn set_fault_plan(&mut self, plan: FaultPlan) -> io::Result<()> {
+        set_plan(&mut self.hooks, plan)
     }
 
     /// How many faults of each kind the plan injected so far; `None`

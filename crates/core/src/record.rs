@@ -102,8 +102,7 @@ impl Done {
                 Ok(*n)
             }
             Done::Ok(n, data, _) => Err(diverged(format!(
-                "a read of {} bytes into a buffer of {} was recorded with {n} bytes and {} of data",
-                n,
+                "a read into a buffer of {} bytes was recorded with {n} bytes and {} of data",
                 buf.len(),
                 data.len()
             ))),

@@ -122,7 +122,7 @@ impl<D> Sockets<D> {
         {
             let mut sockets = Sockets::with_poller(Poller::Mio(MioSelector::new()?), capacity);
             if let Some(plan) = crate::FaultPlan::from_env()? {
-                sockets.set_fault_plan(plan);
+                sockets.set_fault_plan(plan)?;
             }
             Ok(sockets)
         }
