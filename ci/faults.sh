@@ -23,7 +23,7 @@ if ((${#plans[@]} == 0)); then
     )
 fi
 tests=(--test responder_echo --test responder_chat --test stream --test responder_stop
-    --test kv --test http --test faults)
+    --test kv --test http)
 
 # The core crate's own tests of each fault, and the doctests of the
 # feature's API.
@@ -35,6 +35,9 @@ cargo build --features faults --examples
 for plan in "${plans[@]}"; do
     printf '\n=== SOCKMUX_FAULTS=%s\n' "$plan"
     SOCKMUX_FAULTS="$plan" cargo test --features faults "${tests[@]}"
+    # Record/replay and tcp_echo under the plan, printing the count of each
+    # fault injected.
+    SOCKMUX_FAULTS="$plan" cargo test --features faults --test faults -- --nocapture
 done
 # The plain examples again, for whatever runs next.
 cargo build --examples

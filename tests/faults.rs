@@ -418,3 +418,64 @@ fn tcp_echo_under_the_plan_echoes_every_byte_and_counts_its_faults() {
         assert!(!counts.contains("(0 in all)"), "{counts}");
     }
 }
+
+/// `tcp_echo` under resets, ends and failing accepts (faults that lose
+/// bytes on purpose): clients see their connections cut, the server does
+/// not panic or spin, still echoes on a connection the plan spares, and
+/// exits cleanly with its counts.
+#[test]
+fn tcp_echo_survives_resets_ends_and_failing_accepts() {
+    let plan: FaultPlan = "seed=31,short=0.3,reset=0.05,end=0.05,emfile=0.1"
+        .parse()
+        .unwrap();
+    let mut cmd = Server::command("tcp_echo", "warn");
+    cmd.env("SOCKMUX_FAULTS", plan.to_string());
+    let server = Server::spawn("tcp_echo", &mut cmd);
+    let addr = server.addr();
+    let clients: Vec<_> = (0..20u64)
+        .map(|seed| {
+            std::thread::spawn(move || {
+                let mut conn = TcpStream::connect(addr).unwrap();
+                conn.set_read_timeout(Some(LIMIT)).unwrap();
+                conn.set_write_timeout(Some(LIMIT)).unwrap();
+                let mut buf = vec![0; 64 << 10];
+                Rng::new(seed).fill(&mut buf);
+                // Cut off or not, the server answers within the limit.
+                if conn.write_all(&buf).is_ok() {
+                    let _ = conn.shutdown(Shutdown::Write);
+                }
+                let mut sink = Vec::new();
+                let _ = conn.read_to_end(&mut sink);
+                assert!(sink.len() <= buf.len() && sink[..] == buf[..sink.len()]);
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    // Still serving: some connection gets its echo whole.
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        assert!(Instant::now() < deadline, "no echo came back whole");
+        let Ok(mut conn) = TcpStream::connect(addr) else {
+            continue;
+        };
+        conn.set_read_timeout(Some(LIMIT)).unwrap();
+        let mut echo = Vec::new();
+        if conn.write_all(b"ping\n").is_ok()
+            && conn.shutdown(Shutdown::Write).is_ok()
+            && conn.read_to_end(&mut echo).is_ok()
+            && echo == b"ping\n"
+        {
+            break;
+        }
+    }
+    if let Some(lines) = server.stop() {
+        let counts = lines.iter().find(|l| l.contains("injected")).unwrap();
+        eprintln!(
+            "tcp_echo: {}",
+            &counts[counts.find("SOCKMUX_FAULTS").unwrap_or(0)..]
+        );
+        assert!(!counts.contains(" reset=0 end=0"), "{counts}");
+    }
+}

@@ -583,7 +583,7 @@ pub(crate) struct Call {
 
 impl Call {
     /// Decides the faults of one call of `op` on `token` with a buffer of
-    /// `len` bytes (`stream`: the socket is a TCP or Unix stream).
+    /// `len` bytes, or looks up the recorded call in a replay.
     ///
     /// # Errors
     ///
@@ -879,22 +879,21 @@ impl Injector {
             out.push(report);
         }
         if !slab.is_empty() && self.rng.chance(self.plan.rate(Kind::Spurious)) {
-            // A socket interested in a direction it is not ready for.
-            for _ in 0..4 {
-                let key = self.rng.between(0, slab.capacity() as u64 - 1) as usize;
-                let Some(entry) = slab.get(key) else { continue };
+            // The first socket, from a random one on, that is interested
+            // in a direction it is not ready for.
+            let start = self.rng.between(0, slab.len() as u64 - 1) as usize;
+            let mut sockets = slab.iter().skip(start).chain(slab.iter().take(start));
+            let spurious = sockets.find_map(|(key, entry)| {
                 let mut wanted = Ready::from_interest(entry.interest);
                 wanted.remove(entry.ready);
-                let ready = if wanted.contains(Ready::READABLE) {
-                    Ready::READABLE
-                } else if wanted.contains(Ready::WRITABLE) {
-                    Ready::WRITABLE
-                } else {
-                    continue;
-                };
+                [Ready::READABLE, Ready::WRITABLE]
+                    .into_iter()
+                    .find(|&kind| wanted.contains(kind))
+                    .map(|ready| RawEvent { key, ready })
+            });
+            if let Some(report) = spurious {
                 counts.bump(Kind::Spurious);
-                out.push(RawEvent { key, ready });
-                break;
+                out.push(report);
             }
         }
         *reports = out;
@@ -1128,8 +1127,8 @@ impl<D> Table<D> {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` when the table already holds sockets or replays a
-    /// record; the error from creating the file.
+    /// `InvalidInput` when the table already holds sockets, records or
+    /// replays; the error from creating the file.
     ///
     /// # Examples
     ///
@@ -1145,17 +1144,7 @@ impl<D> Table<D> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn record(&mut self, path: impl AsRef<std::path::Path>) -> io::Result<()> {
-        self.check_fresh("record")?;
-        let recorder = Recorder::create(path.as_ref())?;
-        let state = self.hooks.get_or_insert_with(Rc::default);
-        let mut state = state.borrow_mut();
-        if state.replay.is_some() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "a table that replays a record cannot record",
-            ));
-        }
-        state.recorder = Some(recorder);
+        self.fresh_hooks("record")?.recorder = Some(Recorder::create(path.as_ref())?);
         Ok(())
     }
 
@@ -1172,9 +1161,9 @@ impl<D> Table<D> {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` when the table already holds sockets or records;
-    /// the error from reading the file; `InvalidData` if it is not a
-    /// record.
+    /// `InvalidInput` when the table already holds sockets, records or
+    /// replays; the error from reading the file; `InvalidData` if it is
+    /// not a record.
     ///
     /// # Examples
     ///
@@ -1208,29 +1197,26 @@ impl<D> Table<D> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn replay(&mut self, path: impl AsRef<std::path::Path>) -> io::Result<()> {
-        self.check_fresh("replay")?;
-        let replayer = Replayer::open(path.as_ref())?;
-        let state = self.hooks.get_or_insert_with(Rc::default);
-        let mut state = state.borrow_mut();
-        if state.recorder.is_some() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "a table that records cannot replay",
-            ));
-        }
-        state.replay = Some(replayer);
+        self.fresh_hooks("replay")?.replay = Some(Replayer::open(path.as_ref())?);
         Ok(())
     }
 
-    fn check_fresh(&self, what: &str) -> io::Result<()> {
-        if self.is_empty() {
-            Ok(())
-        } else {
-            Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{what} must start before the first socket is added"),
-            ))
+    /// The hooks, for a record or a replay to start: the table holds no
+    /// socket yet, and neither records nor replays.
+    fn fresh_hooks(&mut self, what: &str) -> io::Result<std::cell::RefMut<'_, State>> {
+        let refuse = |why: String| Err(io::Error::new(io::ErrorKind::InvalidInput, why));
+        if !self.is_empty() {
+            return refuse(format!(
+                "{what} must start before the first socket is added"
+            ));
         }
+        let state = self.hooks.get_or_insert_with(Rc::default).borrow_mut();
+        if state.recorder.is_some() || state.replay.is_some() {
+            return refuse(format!(
+                "cannot {what}: the table records or replays already"
+            ));
+        }
+        Ok(state)
     }
 }
 

@@ -29,10 +29,16 @@ fn bad_specs_are_clear_errors() {
     assert_eq!(plan.to_string().parse::<FaultPlan>().unwrap(), plan);
 }
 
-/// A table with `plan` and a connected TCP pair: the table's side, the peer.
-fn pair(plan: FaultPlan) -> (Sockets, Token, TcpStream) {
+/// A table with `plan`.
+fn planned(plan: FaultPlan) -> Sockets {
     let mut sockets = Sockets::new().unwrap();
     sockets.set_fault_plan(plan).unwrap();
+    sockets
+}
+
+/// A table with `plan` and a connected TCP pair: the table's side, the peer.
+fn pair(plan: FaultPlan) -> (Sockets, Token, TcpStream) {
+    let mut sockets = planned(plan);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let t = sockets.add(listener.accept().unwrap().0).unwrap();
@@ -141,18 +147,6 @@ fn a_reset_then_the_end_for_reads_and_broken_pipe_for_writes() {
     let e = sockets.write(t, b"x").unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
     assert_eq!(sockets.fault_counts().unwrap().reset, 1);
-    // A new socket in the same slot is not reset.
-    sockets.remove(t).unwrap();
-    sockets.set_fault_plan(FaultPlan::new(5)).unwrap();
-    let (s2, t2, _peer) = {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let t2 = sockets.add(listener.accept().unwrap().0).unwrap();
-        ((), t2, peer)
-    };
-    let () = s2;
-    assert_eq!(t2.key(), t.key());
-    assert_eq!(sockets.write(t2, b"x").unwrap(), 1);
 }
 
 #[test]
@@ -167,10 +161,7 @@ fn an_end_reads_zero_bytes_from_then_on() {
 
 #[test]
 fn accept_fails_with_emfile() {
-    let mut sockets = Sockets::new().unwrap();
-    sockets
-        .set_fault_plan(FaultPlan::new(7).emfile(1.0))
-        .unwrap();
+    let mut sockets = planned(FaultPlan::new(7).emfile(1.0));
     let listener = sockets.listen_tcp("127.0.0.1:0").unwrap();
     let _peer = TcpStream::connect(sockets.local_addr(listener).unwrap()).unwrap();
     let e = sockets.accept(listener).unwrap_err();
@@ -183,10 +174,7 @@ fn accept_fails_with_emfile() {
 
 #[test]
 fn delayed_and_split_reports_arrive_within_a_few_polls() {
-    let mut sockets = Sockets::new().unwrap();
-    sockets
-        .set_fault_plan(FaultPlan::new(8).delay(0.9).split(1.0))
-        .unwrap();
+    let mut sockets = planned(FaultPlan::new(8).delay(0.9).split(1.0));
     let t = sockets.bind_udp("127.0.0.1:0").unwrap();
     sockets.set_interest(t, Interest::BOTH).unwrap();
     let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -225,10 +213,7 @@ fn delayed_and_split_reports_arrive_within_a_few_polls() {
 
 #[test]
 fn a_spurious_event_answers_wouldblock_and_the_loop_sleeps_after() {
-    let mut sockets = Sockets::new().unwrap();
-    sockets
-        .set_fault_plan(FaultPlan::new(9).spurious(1.0))
-        .unwrap();
+    let mut sockets = planned(FaultPlan::new(9).spurious(1.0));
     let t = sockets.bind_udp("127.0.0.1:0").unwrap();
     let mut events = Events::with_capacity(8);
     sockets.poll(&mut events, Some(Duration::ZERO)).unwrap();
