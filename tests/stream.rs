@@ -544,6 +544,7 @@ fn a_connecting_stream_writes_once_connected() {
         .unwrap();
     let server = thread::spawn(move || {
         let (mut conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(LIMIT)).unwrap();
         let mut hello = [0; 5];
         conn.read_exact(&mut hello).unwrap();
         conn.write_all(b"answer").unwrap();
@@ -551,7 +552,11 @@ fn a_connecting_stream_writes_once_connected() {
         conn.read_exact(&mut back).unwrap();
         (hello, back)
     });
-    turn_until(&mut dispatcher, LIMIT, |d| d.state().max_frame > 0);
+    // Until the echo is out too (a write that a fault plan cut short or
+    // refused goes out on a later turn).
+    turn_until(&mut dispatcher, LIMIT, |d| {
+        d.state().max_frame > 0 && server.is_finished()
+    });
     let (hello, back) = server.join().unwrap();
     assert_eq!((&hello, &back), (&[7; 5], b"answer"));
     turn_until(&mut dispatcher, LIMIT, |d| !d.state().closed.is_empty());
