@@ -6,7 +6,7 @@ use std::io::{self, IoSlice};
 use std::net::{Shutdown, SocketAddr};
 
 #[cfg(feature = "faults")]
-use crate::faults::Op;
+use crate::hooks::Op;
 use crate::ready::Ready;
 use crate::socket::Inner;
 use crate::table::{Entry, Queue, EOF};
@@ -194,7 +194,7 @@ impl<D> Table<D> {
         let bufs = {
             let len = bufs.iter().map(|b| b.len()).sum();
             call = self.begin(token, Op::WriteVectored, len)?;
-            cut = crate::faults::cut_slices(bufs, call.len());
+            cut = crate::hooks::cut_slices(bufs, call.len());
             &cut[..]
         };
         let (entry, queue) = self.entry_and_queue(token)?;

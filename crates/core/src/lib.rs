@@ -101,6 +101,8 @@ mod fault_tests;
 mod faults;
 #[cfg(all(test, feature = "faults"))]
 mod faults_tests;
+#[cfg(feature = "faults")]
+mod hooks;
 mod interest;
 mod io;
 mod open;

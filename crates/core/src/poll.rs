@@ -62,7 +62,7 @@ impl<D> Sockets<D> {
             // A record keeps this decision (it depends on the clock), and
             // its replay takes it from there.
             #[cfg(feature = "faults")]
-            let done = crate::faults::done_waiting(&self.table.hooks, done)?;
+            let done = crate::hooks::done_waiting(&self.table.hooks, done)?;
             if done {
                 return Ok(events.len());
             }
@@ -178,7 +178,7 @@ impl<D> Sockets<D> {
             let Table { slab, queue, .. } = table;
             #[cfg(feature = "faults")]
             let result = match &hooks {
-                Some(hooks) => crate::faults::select(hooks, selector, left, slab, |slab, event| {
+                Some(hooks) => crate::hooks::select(hooks, selector, left, slab, |slab, event| {
                     apply(slab, queue, &mut special, &mut straight, events, event);
                 }),
                 None => selector.select_each(left, |event| {

@@ -20,7 +20,7 @@ use std::path::Path;
 
 use log::{debug, warn};
 
-use crate::faults::Op;
+use crate::hooks::Op;
 use crate::ready::Ready;
 use crate::selector::RawEvent;
 use crate::socket::Inner;

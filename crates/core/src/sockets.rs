@@ -207,7 +207,7 @@ impl<D> Sockets<D> {
     pub fn remove(&mut self, token: Token) -> io::Result<(Socket, D)> {
         let mut entry = self.table.remove(token)?;
         #[cfg(feature = "faults")]
-        crate::faults::removed(&self.table.hooks, token);
+        crate::hooks::removed(&self.table.hooks, token);
         if let Err(e) = self.selector.deregister(&mut entry.socket) {
             debug!("{token}: deregister failed: {e}");
         }

@@ -117,7 +117,7 @@ pub struct Table<D = ()> {
     pub(crate) queue: Queue,
     /// Fault plan, recorder and replay (the `faults` feature).
     #[cfg(feature = "faults")]
-    pub(crate) hooks: crate::faults::Hooks,
+    pub(crate) hooks: crate::hooks::Hooks,
 }
 
 /// The ready queue: sockets that may have readiness left to report, in
