@@ -368,9 +368,7 @@ fn a_replay_that_diverges_says_where() {
 #[test]
 fn tcp_echo_under_the_plan_echoes_every_byte_and_counts_its_faults() {
     let plan = plan_or("seed=21,short=0.3,delay=0.2,split=0.3,spurious=0.1,wouldblock=0.1,interrupt=0.1,emfile=0.02");
-    let mut cmd = Server::command("tcp_echo", "warn");
-    cmd.env("SOCKMUX_FAULTS", plan.to_string());
-    let server = Server::spawn("tcp_echo", &mut cmd);
+    let server = tcp_echo_under(&plan);
     let addr = server.addr();
     let clients: Vec<_> = (0..16u64)
         .map(|seed| {
@@ -406,17 +404,29 @@ fn tcp_echo_under_the_plan_echoes_every_byte_and_counts_its_faults() {
     for c in clients {
         c.join().unwrap();
     }
-    if let Some(lines) = server.stop() {
-        let counts = lines
-            .iter()
-            .find(|l| l.contains("injected"))
-            .unwrap_or_else(|| panic!("no counts in {lines:?}"));
-        eprintln!(
-            "tcp_echo: {}",
-            &counts[counts.find("SOCKMUX_FAULTS").unwrap_or(0)..]
-        );
+    if let Some(counts) = stop_with_counts(server) {
         assert!(!counts.contains("(0 in all)"), "{counts}");
     }
+}
+
+/// The `tcp_echo` example under `plan`, logging its faults.
+fn tcp_echo_under(plan: &FaultPlan) -> Server {
+    let mut cmd = Server::command("tcp_echo", "warn");
+    cmd.env("SOCKMUX_FAULTS", plan.to_string());
+    Server::spawn("tcp_echo", &mut cmd)
+}
+
+/// Stops `server` (Unix: gracefully) and prints its line of fault counts;
+/// the line, where there is a graceful stop.
+fn stop_with_counts(server: Server) -> Option<String> {
+    let lines = server.stop()?;
+    let counts = lines
+        .iter()
+        .find(|l| l.contains("injected"))
+        .unwrap_or_else(|| panic!("no counts in {lines:?}"));
+    let counts = &counts[counts.find("SOCKMUX_FAULTS").unwrap_or(0)..];
+    eprintln!("tcp_echo: {counts}");
+    Some(counts.to_string())
 }
 
 /// `tcp_echo` under resets, ends and failing accepts (faults that lose
@@ -428,9 +438,7 @@ fn tcp_echo_survives_resets_ends_and_failing_accepts() {
     let plan: FaultPlan = "seed=31,short=0.3,reset=0.05,end=0.05,emfile=0.1"
         .parse()
         .unwrap();
-    let mut cmd = Server::command("tcp_echo", "warn");
-    cmd.env("SOCKMUX_FAULTS", plan.to_string());
-    let server = Server::spawn("tcp_echo", &mut cmd);
+    let server = tcp_echo_under(&plan);
     let addr = server.addr();
     let clients: Vec<_> = (0..20u64)
         .map(|seed| {
@@ -470,12 +478,7 @@ fn tcp_echo_survives_resets_ends_and_failing_accepts() {
             break;
         }
     }
-    if let Some(lines) = server.stop() {
-        let counts = lines.iter().find(|l| l.contains("injected")).unwrap();
-        eprintln!(
-            "tcp_echo: {}",
-            &counts[counts.find("SOCKMUX_FAULTS").unwrap_or(0)..]
-        );
+    if let Some(counts) = stop_with_counts(server) {
         assert!(!counts.contains(" reset=0 end=0"), "{counts}");
     }
 }
