@@ -7,6 +7,7 @@
 #
 #   ci/bench-counts.sh           # 10,000 and 40,000 requests (difference)
 #   ci/bench-counts.sh --quick   # 2,000 and 6,000
+#   SOCKMUX_BENCH_FEATURES=sockmux-core/faults ci/bench-counts.sh   # fault injection compiled in
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, docs, every test on Linux, and the
 # Windows leg (x86_64-pc-windows-gnu under wine) when ci/windows.sh exists;
-# in between, the fuzz targets for a bounded time (ci/fuzz.sh;
+# in between, the examples' and streams' tests again under three seeded
+# fault plans (ci/faults.sh), and the fuzz targets for a bounded time (ci/fuzz.sh;
 # SOCKMUX_SKIP_FUZZ=1 skips them).
 # Run as root on a fresh Debian machine, it installs what it needs first.
 set -euo pipefail
@@ -63,6 +64,10 @@ step "cargo test"
 cargo build --workspace --examples
 cargo test --workspace --all-targets
 cargo test --workspace --doc
+
+# --- the suite under fault plans ---------------------------------------------
+step "the suite under fault plans (ci/faults.sh)"
+ci/faults.sh
 
 step "the soak, 10 s (tests/soak.rs)"
 # Ignored in the plain run above; docs/reliability.md, "The soak".

@@ -110,6 +110,10 @@ cargo test --workspace --all-targets --target "$GNU"
 step "cargo test --doc --target $GNU (under wine)"
 cargo test --workspace --doc --target "$GNU"
 
+step "cargo test -p sockmux-core --features faults --lib --target $GNU (under wine)"
+# The fault plans' own tests (docs/testing.md), through Winsock.
+cargo test -p sockmux-core --features faults --lib --target "$GNU"
+
 step "cargo clippy --target $MSVC -D warnings"
 cargo clippy --workspace --all-targets --all-features --target "$MSVC" -- -D warnings
 

@@ -207,6 +207,12 @@ fn stop_returns_from_run_and_a_second_run_goes_on() {
 #[test]
 fn run_for_returns_on_time_with_sockets_open_and_run_returns_when_empty() {
     let mut dispatcher = Dispatcher::new(0u32).unwrap();
+    // It checks that nothing happens: no spurious events from a plan.
+    #[cfg(feature = "faults")]
+    dispatcher
+        .sockets()
+        .set_fault_plan(sockmux::FaultPlan::new(0))
+        .unwrap();
     let t = dispatcher
         .sockets()
         .bind_udp("127.0.0.1:0", stopper(u32::MAX))
@@ -410,6 +416,12 @@ fn timers_go_to_their_owner_and_die_with_it() {
 #[test]
 fn removing_from_outside_runs_the_close_hook_on_the_next_turn() {
     let mut dispatcher = Dispatcher::new(Story::default()).unwrap();
+    // It checks which hooks run, and when: no spurious events from a plan.
+    #[cfg(feature = "faults")]
+    dispatcher
+        .sockets()
+        .set_fault_plan(sockmux::FaultPlan::new(0))
+        .unwrap();
     let t = dispatcher
         .sockets()
         .bind_udp(

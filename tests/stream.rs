@@ -478,7 +478,16 @@ fn graceful_stop_deadline_reports_the_unsent_bytes() {
     let log = dispatcher.state();
     let queued = log.queued_at_stop[0];
     assert!(queued > 0);
-    assert_eq!(log.closed, [(CloseReason::Stopped, queued)]);
+    if cfg!(feature = "faults") {
+        // A write that a fault plan cut short left room in the send
+        // buffer at the stop, which the grace period used.
+        let [(CloseReason::Stopped, unsent)] = log.closed[..] else {
+            panic!("{:?}", log.closed);
+        };
+        assert!(0 < unsent && unsent <= queued, "{unsent} of {queued}");
+    } else {
+        assert_eq!(log.closed, [(CloseReason::Stopped, queued)]);
+    }
 }
 
 /// A stream registered while connecting (`connect_tcp`): what it writes
@@ -505,6 +514,7 @@ fn a_connecting_stream_writes_once_connected() {
         .unwrap();
     let server = thread::spawn(move || {
         let (mut conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(LIMIT)).unwrap();
         let mut hello = [0; 5];
         conn.read_exact(&mut hello).unwrap();
         conn.write_all(b"answer").unwrap();
@@ -512,7 +522,11 @@ fn a_connecting_stream_writes_once_connected() {
         conn.read_exact(&mut back).unwrap();
         (hello, back)
     });
-    turn_until(&mut dispatcher, LIMIT, |d| d.state().max_frame > 0);
+    // Until the echo is out too (a write that a fault plan cut short or
+    // refused goes out on a later turn).
+    turn_until(&mut dispatcher, LIMIT, |d| {
+        d.state().max_frame > 0 && server.is_finished()
+    });
     let (hello, back) = server.join().unwrap();
     assert_eq!((&hello, &back), (&[7; 5], b"answer"));
     turn_until(&mut dispatcher, LIMIT, |d| !d.state().closed.is_empty());

@@ -337,8 +337,9 @@ pub fn workspace_root() -> std::path::PathBuf {
 }
 
 /// Runs `cargo build ARGS` in the workspace, into the target directory of
-/// the running binary (`bin_dir`) and in its profile; whether it
-/// succeeded.
+/// the running binary (`bin_dir`) and in its profile, with the features in
+/// `SOCKMUX_BENCH_FEATURES` if set (`sockmux-core/faults` measures the
+/// servers with fault injection compiled in); whether it succeeded.
 #[must_use]
 pub fn cargo_build(bin_dir: &Path, args: &[&str]) -> bool {
     let Some(target_dir) = bin_dir.parent() else {
@@ -353,6 +354,9 @@ pub fn cargo_build(bin_dir: &Path, args: &[&str]) -> bool {
         .arg(target_dir);
     if bin_dir.file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
+    }
+    if let Some(features) = std::env::var_os("SOCKMUX_BENCH_FEATURES") {
+        cmd.arg("--features").arg(features);
     }
     cmd.status().is_ok_and(|s| s.success())
 }

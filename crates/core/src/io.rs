@@ -5,6 +5,8 @@
 use std::io::{self, IoSlice};
 use std::net::{Shutdown, SocketAddr};
 
+#[cfg(feature = "faults")]
+use crate::hooks::Op;
 use crate::ready::Ready;
 use crate::socket::Inner;
 use crate::table::{Entry, Queue, EOF};
@@ -51,7 +53,11 @@ impl<D> Table<D> {
         interest: Interest,
         mut f: impl FnMut(&mut Socket) -> io::Result<R>,
     ) -> io::Result<R> {
+        #[cfg(feature = "faults")]
+        let mut call = self.begin(token, Op::Io, 0)?;
         let (entry, queue) = self.entry_and_queue(token)?;
+        #[cfg(feature = "faults")]
+        let mut f = |s: &mut Socket| call.run_io(|| f(s));
         retry(entry, queue, Ready::from_interest(interest), |s| f(s))
     }
 
@@ -97,8 +103,17 @@ impl<D> Table<D> {
     // Always inlined: a call costs more than the bookkeeping it wraps.
     #[inline(always)]
     pub fn read(&mut self, token: Token, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(feature = "faults")]
+        let mut call = self.begin(token, Op::Read, buf.len())?;
+        #[cfg(feature = "faults")]
+        let buf = &mut buf[..call.len()];
         let (entry, queue) = self.entry_and_queue(token)?;
+        #[cfg(not(feature = "faults"))]
         let n = retry(entry, queue, Ready::READABLE, |s| s.read(buf))?;
+        #[cfg(feature = "faults")]
+        let n = retry(entry, queue, Ready::READABLE, |s| {
+            call.run_read(buf, |b| s.read(b))
+        })?;
         if n == 0 && !buf.is_empty() {
             // The end of the stream was read: report it no more. An error
             // the table keeps (a reset reported with the FIN) comes instead
@@ -139,8 +154,15 @@ impl<D> Table<D> {
     // Always inlined: a call costs more than the bookkeeping it wraps.
     #[inline(always)]
     pub fn write(&mut self, token: Token, buf: &[u8]) -> io::Result<usize> {
+        #[cfg(feature = "faults")]
+        let mut call = self.begin(token, Op::Write, buf.len())?;
+        #[cfg(feature = "faults")]
+        let buf = &buf[..call.len()];
         let (entry, queue) = self.entry_and_queue(token)?;
+        #[cfg(not(feature = "faults"))]
         let n = retry(entry, queue, Ready::WRITABLE, |s| s.write(buf))?;
+        #[cfg(feature = "faults")]
+        let n = retry(entry, queue, Ready::WRITABLE, |s| call.run(|| s.write(buf)))?;
         if SHORT_IO_DRAINS && n < buf.len() {
             entry.ready.remove(Ready::WRITABLE);
             queue.note_cleared(entry);
@@ -166,8 +188,22 @@ impl<D> Table<D> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn write_vectored(&mut self, token: Token, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        #[cfg(feature = "faults")]
+        let (mut call, cut);
+        #[cfg(feature = "faults")]
+        let bufs = {
+            let len = bufs.iter().map(|b| b.len()).sum();
+            call = self.begin(token, Op::WriteVectored, len)?;
+            cut = crate::hooks::cut_slices(bufs, call.len());
+            &cut[..]
+        };
         let (entry, queue) = self.entry_and_queue(token)?;
+        #[cfg(not(feature = "faults"))]
         let n = retry(entry, queue, Ready::WRITABLE, |s| s.write_vectored(bufs))?;
+        #[cfg(feature = "faults")]
+        let n = retry(entry, queue, Ready::WRITABLE, |s| {
+            call.run(|| s.write_vectored(bufs))
+        })?;
         let len: usize = bufs.iter().map(|b| b.len()).sum();
         if SHORT_IO_DRAINS && n < len {
             entry.ready.remove(Ready::WRITABLE);
@@ -213,8 +249,14 @@ impl<D> Table<D> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn accept_socket(&mut self, listener: Token) -> io::Result<Socket> {
+        #[cfg(feature = "faults")]
+        let mut call = self.begin(listener, Op::Accept, 0)?;
         let (entry, queue) = self.entry_and_queue(listener)?;
-        retry(entry, queue, Ready::READABLE, Socket::accept)
+        #[cfg(not(feature = "faults"))]
+        let accept = Socket::accept;
+        #[cfg(feature = "faults")]
+        let accept = |s: &mut Socket| call.run_accept(|| s.accept());
+        retry(entry, queue, Ready::READABLE, accept)
     }
 
     /// Shuts down the read, write or both halves of a stream.
@@ -305,8 +347,15 @@ impl<D> Table<D> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn recv(&mut self, token: Token, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(feature = "faults")]
+        let mut call = self.begin(token, Op::Recv, buf.len())?;
         let (entry, queue) = self.entry_and_queue(token)?;
+        #[cfg(not(feature = "faults"))]
         let r = datagram_io(entry, queue, token, Ready::READABLE, |s| s.recv(buf));
+        #[cfg(feature = "faults")]
+        let r = datagram_io(entry, queue, token, Ready::READABLE, |s| {
+            call.run_read(buf, |b| s.recv(b))
+        });
         #[cfg(windows)]
         self.enqueue(token);
         r
@@ -335,8 +384,15 @@ impl<D> Table<D> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn send(&mut self, token: Token, buf: &[u8]) -> io::Result<usize> {
+        #[cfg(feature = "faults")]
+        let mut call = self.begin(token, Op::Send, buf.len())?;
         let (entry, queue) = self.entry_and_queue(token)?;
+        #[cfg(not(feature = "faults"))]
         let r = datagram_io(entry, queue, token, Ready::WRITABLE, |s| s.send(buf));
+        #[cfg(feature = "faults")]
+        let r = datagram_io(entry, queue, token, Ready::WRITABLE, |s| {
+            call.run(|| s.send(buf))
+        });
         #[cfg(windows)]
         self.enqueue(token);
         r
@@ -366,8 +422,15 @@ impl<D> Table<D> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn recv_from(&mut self, token: Token, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        #[cfg(feature = "faults")]
+        let mut call = self.begin(token, Op::RecvFrom, buf.len())?;
         let (entry, queue) = self.entry_and_queue(token)?;
+        #[cfg(not(feature = "faults"))]
         let r = datagram_io(entry, queue, token, Ready::READABLE, |s| s.recv_from(buf));
+        #[cfg(feature = "faults")]
+        let r = datagram_io(entry, queue, token, Ready::READABLE, |s| {
+            call.run_recv_from(buf, |b| s.recv_from(b))
+        });
         #[cfg(windows)]
         self.enqueue(token);
         r
@@ -389,9 +452,16 @@ impl<D> Table<D> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn send_to(&mut self, token: Token, buf: &[u8], addr: SocketAddr) -> io::Result<usize> {
+        #[cfg(feature = "faults")]
+        let mut call = self.begin(token, Op::SendTo, buf.len())?;
         let (entry, queue) = self.entry_and_queue(token)?;
+        #[cfg(not(feature = "faults"))]
         let r = datagram_io(entry, queue, token, Ready::WRITABLE, |s| {
             s.send_to(buf, addr)
+        });
+        #[cfg(feature = "faults")]
+        let r = datagram_io(entry, queue, token, Ready::WRITABLE, |s| {
+            call.run(|| s.send_to(buf, addr))
         });
         #[cfg(windows)]
         self.enqueue(token);

@@ -97,11 +97,19 @@ mod datagram;
 mod event;
 #[cfg(test)]
 mod fault_tests;
+#[cfg(feature = "faults")]
+mod faults;
+#[cfg(all(test, feature = "faults"))]
+mod faults_tests;
+#[cfg(feature = "faults")]
+mod hooks;
 mod interest;
 mod io;
 mod open;
 mod poll;
 mod ready;
+#[cfg(feature = "faults")]
+mod record;
 mod selector;
 mod signal;
 mod socket;
@@ -114,6 +122,8 @@ mod waker;
 mod windows;
 
 pub use event::{Event, Events, Iter};
+#[cfg(feature = "faults")]
+pub use faults::{FaultCounts, FaultPlan, FAULTS_ENV};
 pub use interest::{Interest, Mode};
 pub use open::DEFAULT_BACKLOG;
 pub use signal::Signal;

@@ -58,7 +58,12 @@ impl<D> Sockets<D> {
             // on Windows every `WouldBlock` re-arms a socket and mio reports
             // its whole state again) do not end the wait: 0 events means
             // that the timeout passed.
-            if !events.is_empty() || reports == 0 || left == Some(Duration::ZERO) {
+            let done = !events.is_empty() || reports == 0 || left == Some(Duration::ZERO);
+            // A record keeps this decision (it depends on the clock), and
+            // its replay takes it from there.
+            #[cfg(feature = "faults")]
+            let done = crate::hooks::done_waiting(&self.table.hooks, done)?;
+            if done {
                 return Ok(events.len());
             }
             trace!("{reports} os reports raised no event: waiting on");
@@ -168,9 +173,24 @@ impl<D> Sockets<D> {
             let Sockets {
                 selector, table, ..
             } = self;
+            #[cfg(feature = "faults")]
+            let hooks = table.hooks.clone();
             let Table { slab, queue, .. } = table;
-            let fold = |event| apply(slab, queue, &mut special, &mut straight, events, event);
-            match selector.select_each(left, fold) {
+            #[cfg(feature = "faults")]
+            let result = match &hooks {
+                Some(hooks) => crate::hooks::select(hooks, selector, left, slab, |slab, event| {
+                    apply(slab, queue, &mut special, &mut straight, events, event);
+                }),
+                None => selector.select_each(left, |event| {
+                    apply(slab, queue, &mut special, &mut straight, events, event);
+                }),
+            };
+            #[cfg(not(feature = "faults"))]
+            let result = {
+                let fold = |event| apply(slab, queue, &mut special, &mut straight, events, event);
+                selector.select_each(left, fold)
+            };
+            match result {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                     trace!("poll interrupted, retrying");
                     if let (Some(start), Some(t)) = (start, timeout) {

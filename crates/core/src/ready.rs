@@ -46,6 +46,18 @@ impl Ready {
         self.0 &= !other.0;
     }
 
+    /// The flags as a byte, for records.
+    #[cfg(feature = "faults")]
+    pub(crate) const fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// Flags from a byte (unknown bits dropped), for records and plans.
+    #[cfg(feature = "faults")]
+    pub(crate) const fn from_bits(bits: u8) -> Ready {
+        Ready(bits & 0b1_1111)
+    }
+
     /// The I/O readiness an interest set asks for.
     pub(crate) const fn from_interest(interest: Interest) -> Ready {
         // Interest's READ/WRITE bits are laid out like READABLE/WRITABLE.

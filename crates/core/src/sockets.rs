@@ -118,6 +118,15 @@ impl<D> Sockets<D> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn with_capacity(capacity: usize) -> io::Result<Sockets<D>> {
+        #[cfg(feature = "faults")]
+        {
+            let mut sockets = Sockets::with_poller(Poller::Mio(MioSelector::new()?), capacity);
+            if let Some(plan) = crate::FaultPlan::from_env()? {
+                sockets.set_fault_plan(plan)?;
+            }
+            Ok(sockets)
+        }
+        #[cfg(not(feature = "faults"))]
         Ok(Sockets::with_poller(
             Poller::Mio(MioSelector::new()?),
             capacity,
@@ -197,6 +206,8 @@ impl<D> Sockets<D> {
     /// ```
     pub fn remove(&mut self, token: Token) -> io::Result<(Socket, D)> {
         let mut entry = self.table.remove(token)?;
+        #[cfg(feature = "faults")]
+        crate::hooks::removed(&self.table.hooks, token);
         if let Err(e) = self.selector.deregister(&mut entry.socket) {
             debug!("{token}: deregister failed: {e}");
         }

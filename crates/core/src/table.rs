@@ -115,6 +115,9 @@ pub struct Table<D = ()> {
     /// Sockets that may have readiness left to report (O(ready) polling),
     /// in delivery order.
     pub(crate) queue: Queue,
+    /// Fault plan, recorder and replay (the `faults` feature).
+    #[cfg(feature = "faults")]
+    pub(crate) hooks: crate::hooks::Hooks,
 }
 
 /// The ready queue: sockets that may have readiness left to report, in
@@ -189,6 +192,8 @@ impl<D> Table<D> {
                 epoch: 1,
                 drained: 0,
             },
+            #[cfg(feature = "faults")]
+            hooks: None,
         }
     }
 
