@@ -8,8 +8,10 @@
 // Included by `#[path]` from the tests, which use parts of it.
 #![allow(dead_code)]
 
+use std::cell::RefCell;
 use std::io;
 use std::net::ToSocketAddrs;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use log::debug;
@@ -18,7 +20,7 @@ use sockmux::{
     StreamIo, TimerId, Token,
 };
 
-use crate::resp::{self, Args, ProtocolError, Resp};
+use crate::resp::{self, Args, Index, ProtocolError, Resp};
 use crate::store::{execute, Flow, Store};
 
 /// How often the expired keys are swept.
@@ -28,11 +30,23 @@ pub(crate) const SWEEP: Duration = Duration::from_millis(100);
 /// straight into the stream's buffer (the stream writes a pipeline's
 /// replies together, after the last command of the read).
 #[derive(Debug)]
-pub(crate) struct Conn;
+pub(crate) struct Conn {
+    /// Where the decoder found each command's arguments.
+    index: Rc<RefCell<Index>>,
+}
+
+impl Conn {
+    /// A connection whose decoder gives the places of the arguments
+    /// ([`Resp::index`]).
+    pub(crate) fn new(index: Rc<RefCell<Index>>) -> Conn {
+        Conn { index }
+    }
+}
 
 impl Protocol<Store> for Conn {
     fn frame(&mut self, frame: &[u8], io: &mut StreamIo<'_, '_, Store>) {
-        let args = Args::new(frame);
+        let index = self.index.borrow();
+        let args = Args::indexed(frame, index.spans());
         // An empty line or `*0` gets no reply: Redis skips it.
         if !args.is_empty()
             && io.write_with(|reply, store| execute(store, args, reply)) == Flow::Close
@@ -116,7 +130,9 @@ pub(crate) fn listen(
             let _ = socket2::SockRef::from(socket).set_tcp_nodelay(true);
         }
         debug!("{t}: connected");
-        Stream::new(Resp::new(), Conn)
+        let codec = Resp::new();
+        let conn = Conn::new(codec.index());
+        Stream::new(codec, conn)
     });
     dispatcher.sockets().listen_tcp(
         addr,

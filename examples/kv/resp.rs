@@ -16,9 +16,11 @@
 // different parts of it.
 #![allow(dead_code)]
 
+use std::cell::RefCell;
 use std::error::Error;
 use std::fmt;
 use std::io;
+use std::rc::Rc;
 
 use sockmux::{Decoded, Decoder};
 
@@ -121,6 +123,9 @@ pub(crate) fn parse_int(s: &[u8]) -> Option<i64> {
 #[derive(Debug, Default)]
 pub(crate) struct Resp {
     scan: Scan,
+    /// Where the arguments of the frame just returned lie, for the
+    /// protocol ([`Resp::index`]).
+    index: Rc<RefCell<Index>>,
 }
 
 impl Resp {
@@ -128,11 +133,39 @@ impl Resp {
     pub(crate) fn new() -> Resp {
         Resp::default()
     }
+
+    /// Where the arguments of each frame lie, as the scan found them, set
+    /// with each frame (empty for an inline command or one of more than
+    /// [`INDEXED`] arguments): the protocol reads the arguments from it
+    /// ([`Args::indexed`]) instead of parsing the frame again.
+    pub(crate) fn index(&self) -> Rc<RefCell<Index>> {
+        Rc::clone(&self.index)
+    }
+}
+
+/// The most arguments of a command whose places the decoder keeps.
+pub(crate) const INDEXED: usize = 8;
+
+/// Where a multibulk command's arguments lie in its frame: start and
+/// length of each.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Index {
+    len: usize,
+    spans: [(u32, u32); INDEXED],
+}
+
+impl Index {
+    /// The arguments' places (none when not indexed).
+    pub(crate) fn spans(&self) -> &[(u32, u32)] {
+        &self.spans[..self.len]
+    }
 }
 
 /// Where the scan of a command stands.
 #[derive(Debug, Default)]
 struct Scan {
+    /// The argument count of the command being scanned.
+    count: usize,
     /// Within a multibulk command: where the next argument starts...
     pos: usize,
     /// ...and how many are left (0: not within one).
@@ -140,15 +173,15 @@ struct Scan {
 }
 
 impl Scan {
-    fn command(&mut self, buf: &[u8]) -> Result<Decoded, ProtocolError> {
+    fn command(&mut self, buf: &[u8], index: &mut Index) -> Result<Decoded, ProtocolError> {
         match buf.first() {
             None => Ok(Decoded::NeedMore { frame_len: None }),
-            Some(b'*') => self.multibulk(buf).inspect_err(|_| self.left = 0),
+            Some(b'*') => self.multibulk(buf, index).inspect_err(|_| self.left = 0),
             Some(_) => self.inline(buf),
         }
     }
 
-    fn multibulk(&mut self, buf: &[u8]) -> Result<Decoded, ProtocolError> {
+    fn multibulk(&mut self, buf: &[u8], index: &mut Index) -> Result<Decoded, ProtocolError> {
         if self.left == 0 {
             let (count, cr) = match plain_number(buf, 1, MAX_ARGS) {
                 Some((count, cr)) => (count as i64, cr),
@@ -167,6 +200,7 @@ impl Scan {
             }
             self.pos = end;
             self.left = count as usize;
+            self.count = count as usize;
         }
         while self.left > 0 {
             let at = self.pos;
@@ -203,11 +237,17 @@ impl Scan {
                 let frame_len = (self.left == 1).then_some(end);
                 return Ok(Decoded::NeedMore { frame_len });
             }
+            let nth = self.count - self.left;
+            if let Some(span) = index.spans.get_mut(nth) {
+                // Within MAX_QUERY: fits.
+                *span = ((cr + 2) as u32, len as u32);
+            }
             self.pos = end;
             self.left -= 1;
         }
         let end = self.pos;
         self.pos = 0;
+        index.len = if self.count <= INDEXED { self.count } else { 0 };
         Ok(frame(end))
     }
 
@@ -296,7 +336,11 @@ impl Decoder for Resp {
     type Error = ProtocolError;
 
     fn decode(&mut self, buf: &[u8]) -> Result<Decoded, ProtocolError> {
-        self.scan.command(buf)
+        // The places go straight where the protocol reads them; they are
+        // read only with the frame this call returns.
+        let mut index = self.index.borrow_mut();
+        index.len = 0;
+        self.scan.command(buf, &mut index)
     }
 }
 
@@ -354,6 +398,8 @@ pub(crate) struct Args<'a> {
     at: usize,
     /// Multibulk: the arguments left; inline: `usize::MAX`.
     left: usize,
+    /// The places of the arguments left, when the decoder gave them.
+    spans: &'a [(u32, u32)],
 }
 
 impl<'a> Args<'a> {
@@ -368,13 +414,30 @@ impl<'a> Args<'a> {
                 frame,
                 at: cr + 2,
                 left: count,
+                spans: &[],
             }
         } else {
             Args {
                 frame,
                 at: 0,
                 left: usize::MAX,
+                spans: &[],
             }
+        }
+    }
+
+    /// The arguments of `frame` at the places `spans` the decoder found
+    /// for it ([`Resp::index`]); parsed from the frame as by
+    /// [`Args::new`] when there are none.
+    pub(crate) fn indexed(frame: &'a [u8], spans: &'a [(u32, u32)]) -> Args<'a> {
+        if spans.is_empty() {
+            return Args::new(frame);
+        }
+        Args {
+            frame,
+            at: 0,
+            left: spans.len(),
+            spans,
         }
     }
 
@@ -409,6 +472,12 @@ impl<'a> Iterator for Args<'a> {
         if self.left == 0 {
             return None;
         }
+        if let Some((&(start, len), rest)) = self.spans.split_first() {
+            self.spans = rest;
+            self.left -= 1;
+            let start = start as usize;
+            return self.frame.get(start..start + len as usize);
+        }
         let (len, cr) = match plain_number(self.frame, self.at + 1, MAX_BULK) {
             Some(found) => found,
             None => {
@@ -431,6 +500,11 @@ pub(crate) fn simple(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Appends `+OK\r\n`.
+pub(crate) fn ok(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"+OK\r\n");
+}
+
 /// Appends `-text\r\n` (`text` starts with its code: `ERR ...`); a line
 /// end in it becomes a space, as Redis does.
 pub(crate) fn error(out: &mut Vec<u8>, text: &str) {
@@ -449,7 +523,11 @@ pub(crate) fn integer(out: &mut Vec<u8>, n: i64) {
 
 /// Appends a bulk string.
 pub(crate) fn bulk(out: &mut Vec<u8>, bytes: &[u8]) {
-    header(out, b'$', false, bytes.len() as u64);
+    match bytes.len() {
+        // A one-digit length: a header of a known size, no digit loop.
+        n @ 0..=9 => out.extend_from_slice(&[b'$', b'0' + n as u8, b'\r', b'\n']),
+        n => header(out, b'$', false, n as u64),
+    }
     out.extend_from_slice(bytes);
     out.extend_from_slice(b"\r\n");
 }

@@ -2,7 +2,7 @@
 //! the same error) however the input is cut; never a frame length asked
 //! for past the limits (a bulk string of `MAX_BULK` after a length line of
 //! `MAX_INLINE`); and the arguments of each command read back from its
-//! frame as the decoder framed them.
+//! frame as the decoder framed them, and as the decoder found them.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -46,14 +46,21 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // Fed byte by byte: an announced frame length never asks for more
-    // than one bulk string and its length line past what is buffered.
+    // than one bulk string and its length line past what is buffered; the
+    // places of the arguments the decoder kept while scanning a command
+    // in pieces give the arguments a parse of the frame gives.
     let mut decoder = Resp::new();
+    let index = decoder.index();
     let mut buf = Vec::new();
     for &b in input {
         buf.push(b);
         loop {
             match decoder.decode(&buf) {
-                Ok(Decoded::Frame { consumed, .. }) => {
+                Ok(Decoded::Frame { payload, consumed }) => {
+                    let frame = &buf[payload];
+                    let kept = index.borrow();
+                    let indexed: Vec<&[u8]> = Args::indexed(frame, kept.spans()).collect();
+                    assert_eq!(indexed, Args::new(frame).collect::<Vec<_>>(), "{frame:?}");
                     buf.drain(..consumed);
                 }
                 Ok(Decoded::NeedMore { frame_len }) => {
