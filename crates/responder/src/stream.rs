@@ -385,25 +385,11 @@ fn decode<S, C: Decoder, P: Protocol<S>>(
     high: usize,
     buf: &[u8],
 ) -> (usize, Pass) {
-    let ended = decode_frames(codec, protocol, out, cx, high, buf);
-    out.uncork(cx);
-    ended
-}
-
-#[inline]
-fn decode_frames<S, C: Decoder, P: Protocol<S>>(
-    codec: &mut C,
-    protocol: &mut P,
-    out: &mut Output,
-    cx: &mut Context<'_, S>,
-    high: usize,
-    buf: &[u8],
-) -> (usize, Pass) {
     let mut at = 0;
-    loop {
+    let pass = loop {
         if at == buf.len() {
             // A frame takes at least one byte: no need to ask.
-            return (at, Pass::NeedMore(None));
+            break Pass::NeedMore(None);
         }
         match codec.decode(&buf[at..]) {
             Ok(Decoded::Frame { payload, consumed }) => {
@@ -422,13 +408,15 @@ fn decode_frames<S, C: Decoder, P: Protocol<S>>(
                     out.write_held(cx);
                 }
                 if out.queue.len() >= high || !out.ending_allows_reading() {
-                    return (at, Pass::Stopped);
+                    break Pass::Stopped;
                 }
             }
-            Ok(Decoded::NeedMore { frame_len }) => return (at, Pass::NeedMore(frame_len)),
-            Err(e) => return (at, Pass::Refused(e.into())),
+            Ok(Decoded::NeedMore { frame_len }) => break Pass::NeedMore(frame_len),
+            Err(e) => break Pass::Refused(e.into()),
         }
-    }
+    };
+    out.uncork(cx);
+    (at, pass)
 }
 
 impl<C: Decoder, P> Stream<C, P> {
