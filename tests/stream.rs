@@ -591,6 +591,15 @@ fn no_frame_is_handed_on_past_the_high_water_mark_in_one_read_event() {
     );
 }
 
+/// Whether no fault plan runs: bytes the client writes in one call reach
+/// the stream in one read, and a small reply is taken whole, as on
+/// loopback. A plan (`SOCKMUX_FAULTS`) cuts reads and writes short, and
+/// then the pipeline tests check only what holds however the bytes are
+/// grouped.
+fn no_faults() -> bool {
+    !(cfg!(feature = "faults") && std::env::var_os("SOCKMUX_FAULTS").is_some())
+}
+
 /// What the pipeline tests' protocol records.
 #[derive(Debug, Default)]
 struct Seen {
@@ -659,6 +668,16 @@ fn expect_reply(client: &mut TcpStream, expected: &[u8]) {
     assert!(got == expected, "got {:?}", String::from_utf8_lossy(&got));
 }
 
+/// [`expect_reply`] on a thread while the loop turns (a write cut short
+/// by a fault plan needs the loop to finish it).
+fn turn_for_reply(dispatcher: &mut Dispatcher<Seen>, client: &TcpStream, expected: &[u8]) {
+    let mut reader = client.try_clone().unwrap();
+    let expected = expected.to_vec();
+    let done = thread::spawn(move || expect_reply(&mut reader, &expected));
+    turn_until(dispatcher, LIMIT, |_| done.is_finished());
+    done.join().unwrap();
+}
+
 /// The replies to frames handed on from one read are held and written
 /// together after the last (the protocol sees them as queued meanwhile); a
 /// lone request's reply goes straight to the socket.
@@ -667,17 +686,23 @@ fn a_pipeline_s_replies_are_written_together_in_order() {
     let (mut dispatcher, mut client) = pipelined();
     client.write_all(b"a\nbb\nwith\nc\n").unwrap();
     turn_until(&mut dispatcher, LIMIT, |d| d.state().queued.len() == 4);
-    assert_eq!(dispatcher.state().queued, [2, 5, 7, 9]);
-    expect_reply(&mut client, b"a\nbb\nw\nc\n");
+    if no_faults() {
+        assert_eq!(dispatcher.state().queued, [2, 5, 7, 9]);
+    }
+    turn_for_reply(&mut dispatcher, &client, b"a\nbb\nw\nc\n");
 
     client.write_all(b"alone\n").unwrap();
     turn_until(&mut dispatcher, LIMIT, |d| d.state().queued.len() == 5);
-    assert_eq!(dispatcher.state().queued[4], 0, "written through");
-    expect_reply(&mut client, b"alone\n");
+    if no_faults() {
+        assert_eq!(dispatcher.state().queued[4], 0, "written through");
+    }
+    turn_for_reply(&mut dispatcher, &client, b"alone\n");
     client.write_all(b"with\n").unwrap();
     turn_until(&mut dispatcher, LIMIT, |d| d.state().queued.len() == 6);
-    assert_eq!(dispatcher.state().queued[5], 0, "written through");
-    expect_reply(&mut client, b"w\n");
+    if no_faults() {
+        assert_eq!(dispatcher.state().queued[5], 0, "written through");
+    }
+    turn_for_reply(&mut dispatcher, &client, b"w\n");
 }
 
 /// Held replies that reach the high-water mark go out at once; the socket
@@ -689,7 +714,7 @@ fn held_replies_at_the_high_water_mark_do_not_strand_the_rest() {
     let (mut dispatcher, mut client) = pipelined_with(|s| s.water_marks(1, 4));
     client.write_all(b"aa\nbb\ncc\ndd\n").unwrap();
     turn_until(&mut dispatcher, LIMIT, |d| d.state().queued.len() == 4);
-    expect_reply(&mut client, b"aa\nbb\ncc\ndd\n");
+    turn_for_reply(&mut dispatcher, &client, b"aa\nbb\ncc\ndd\n");
 }
 
 /// A reply too large to hold goes out after the held ones, uncopied, and
@@ -701,12 +726,7 @@ fn a_large_reply_in_a_pipeline_keeps_the_order() {
     let mut expected = b"1\n".to_vec();
     expected.extend_from_slice(&[b'b'; 100 * 1024]);
     expected.extend_from_slice(b"3\n");
-    let reader = thread::spawn(move || {
-        expect_reply(&mut client, &expected);
-        client
-    });
-    turn_until(&mut dispatcher, LIMIT, |_| reader.is_finished());
-    reader.join().unwrap();
+    turn_for_reply(&mut dispatcher, &client, &expected);
 }
 
 /// A half-close in a pipeline sends what was written before it, then the
@@ -735,10 +755,22 @@ fn an_abort_in_a_pipeline_drops_the_held_replies() {
     let (mut dispatcher, mut client) = pipelined();
     client.write_all(b"a\nbb\nabort\nc\n").unwrap();
     turn_until(&mut dispatcher, LIMIT, |d| !d.state().closed.is_empty());
-    assert_eq!(dispatcher.state().closed, [(CloseReason::Aborted, 5)]);
     let mut all = Vec::new();
     let _ = client.read_to_end(&mut all); // an end or a reset
-    assert_eq!(all, b"");
+    if no_faults() {
+        assert_eq!(dispatcher.state().closed, [(CloseReason::Aborted, 5)]);
+        assert_eq!(all, b"");
+    } else {
+        // Replies written before the abort's line was read went out.
+        let [(reason, unsent)] = dispatcher.state().closed[..] else {
+            panic!("{:?}", dispatcher.state().closed);
+        };
+        assert_eq!(reason, CloseReason::Aborted);
+        assert!(
+            unsent <= 5 && b"a\nbb\n".starts_with(&all),
+            "{unsent} {all:?}"
+        );
+    }
 }
 
 /// A protocol that panics in a pipeline loses its connection, and the
@@ -750,7 +782,11 @@ fn a_panic_in_a_pipeline_leaks_no_reply_to_another_connection() {
     turn_until(&mut dispatcher, LIMIT, |d| !d.state().closed.is_empty());
     let mut all = Vec::new();
     let _ = first.read_to_end(&mut all);
-    assert!(!all.starts_with(b"secret"), "got {all:?}");
+    if no_faults() {
+        // Held with the panicking frame's pipeline: never sent. (When
+        // reads are cut short, `secret` is answered before `boom` is read.)
+        assert!(!all.starts_with(b"secret"), "got {all:?}");
+    }
 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut second = connect(listener.local_addr().unwrap());
