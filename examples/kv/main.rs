@@ -46,18 +46,32 @@ mod conn;
 mod resp;
 #[path = "../server/mod.rs"]
 mod server;
+mod shard;
 mod store;
 
 use store::Store;
 
-const USAGE: &str = "usage: kv [--addr ADDR] [--port PORT]\n\n\
-    A Redis-protocol key-value server on ADDR:PORT (default 127.0.0.1:6380; port 0 picks one).";
+const USAGE: &str = "usage: kv [--addr ADDR] [--port PORT] [--threads N] [--hand-off]\n\n\
+    A Redis-protocol key-value server on ADDR:PORT (default 127.0.0.1:6380; port 0 picks one).\n\
+    N event loops on N threads (default 1), each owning a shard of the keys\n\
+    (commands on another loop's keys are forwarded to it); with --hand-off,\n\
+    loop 0 accepts and hands each connection to the least-loaded loop (the\n\
+    default off Linux).";
 
 /// How long a graceful stop may take.
 const GRACE: Duration = Duration::from_secs(5);
 
+/// Signals that stop the server gracefully.
+const STOP_SIGNALS: [Signal; 2] = [Signal::Interrupt, Signal::Terminate];
+
 fn main() -> ExitCode {
-    server::main("kv", USAGE, 6380, |addr| run(addr))
+    server::main_threaded("kv", USAGE, 6380, |addr, loops| {
+        if loops.count() == 1 {
+            run(addr)
+        } else {
+            shard::run_loops(addr, loops, &STOP_SIGNALS, GRACE)
+        }
+    })
 }
 
 fn run(addr: impl ToSocketAddrs) -> io::Result<()> {
@@ -67,7 +81,7 @@ fn run(addr: impl ToSocketAddrs) -> io::Result<()> {
         "kv: listening on {}",
         dispatcher.sockets().local_addr(listener)?
     );
-    dispatcher.stop_on_signals(&[Signal::Interrupt, Signal::Terminate], GRACE)?;
+    dispatcher.stop_on_signals(&STOP_SIGNALS, GRACE)?;
     dispatcher.run()?;
     let store = dispatcher.state();
     eprintln!(
