@@ -27,6 +27,9 @@
 //! for a connection that closed meanwhile is dropped; a command for a loop
 //! that has ended (at the stop) gets an error reply.
 
+// Included by `#[path]` from the tests, which use parts of it.
+#![allow(dead_code)]
+
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -195,8 +198,7 @@ enum Combine {
 
 /// Commands whose one key is their first argument.
 const ONE_KEY: &[&str] = &[
-    "get", "set", "incr", "decr", "incrby", "decrby", "expire", "pexpire", "ttl", "pttl",
-    "persist",
+    "get", "set", "incr", "decr", "incrby", "decrby", "expire", "pexpire", "ttl", "pttl", "persist",
 ];
 
 /// Where the command `args` runs, for loop `me` of `count`.
@@ -324,7 +326,14 @@ impl ShardConn {
 
     /// Sends `command` to loop `to` for part `part` of reply `seq`; the
     /// part gets an error if that loop has ended.
-    fn send(shard: &Shard, to: usize, token: Token, seq: u64, part: u32, command: Vec<u8>) -> Option<Vec<u8>> {
+    fn send(
+        shard: &Shard,
+        to: usize,
+        token: Token,
+        seq: u64,
+        part: u32,
+        command: Vec<u8>,
+    ) -> Option<Vec<u8>> {
         let msg = Msg::Run {
             from: shard.me,
             token,
@@ -467,7 +476,8 @@ impl Protocol<Shard> for ShardConn {
         self.queue.push_back(slot);
         drop(index);
         self.flush(io);
-        if self.queue.len() >= MAX_IN_FLIGHT {
+        if self.queue.len() >= MAX_IN_FLIGHT && !io.reading_paused() {
+            debug!("{token}: {MAX_IN_FLIGHT} replies in flight; reading paused");
             io.pause_reading();
         }
     }
