@@ -27,9 +27,20 @@
 //! Keys with an expiry time are removed when a command finds them expired
 //! and by a sweep every 100 ms. Ctrl-C (or SIGTERM) stops gracefully.
 //!
+//! With `--threads N` (N > 1) it runs N loops (`Loops`) that share
+//! nothing (`shard.rs`): each owns the keys whose FNV-1a hash is its index
+//! modulo N. A connection runs a command on its own loop's keys at once,
+//! and forwards one on another loop's keys to that loop as a message; the
+//! reply comes back the same way, and the replies go out in the order of
+//! the commands. `MGET`, `MSET`, `DEL` and `EXISTS` on keys of several
+//! loops are split and their replies combined (not atomically), `DBSIZE`
+//! and `FLUSHDB` run on every loop. One loop, the default, is the plain
+//! single-threaded server. docs/scaling.md has the design and its cost.
+//!
 //! ```text
 //! cargo run --example kv                           # 127.0.0.1:6380
 //! cargo run --example kv -- --addr 0.0.0.0 --port 0
+//! cargo run --example kv -- --threads 2          # two loops, two shards
 //! RUST_LOG=debug cargo run --example kv            # connections, errors, sweeps
 //! redis-cli -p 6380 set greeting hello             # then: redis-cli -p 6380
 //! redis-benchmark -p 6380 -t ping,set,get,incr,mset -q
