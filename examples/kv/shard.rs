@@ -39,8 +39,8 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info};
 use sockmux::{
-    Action, CloseReason, Context, Event, Handle, Interest, Loops, Protocol, Responder, Signal,
-    Stream, StreamIo, TimerId, Token,
+    Action, CloseReason, Context, Event, Handle, Interest, Loops, Protocol, Registry, Responder,
+    Signal, Stream, StreamIo, TimerId, Token,
 };
 
 use crate::conn::{self, SWEEP};
@@ -51,43 +51,51 @@ use crate::store::{execute, Flow, Store};
 /// before it stops reading.
 pub(crate) const MAX_IN_FLIGHT: usize = 1024;
 
-/// What the loops send each other.
+/// What the loops send each other: batches, one per loop and per event
+/// at most (the commands one read of a connection forwards to a loop go
+/// together, and so do their replies).
 #[derive(Debug)]
 pub(crate) enum Msg {
-    /// Run `command` (a frame of [`Resp`]) on your shard and send the reply
-    /// to loop `from`, for its connection `token`'s reply `seq`, part `part`.
-    Run {
-        from: usize,
-        token: Token,
-        seq: u64,
-        part: u32,
-        command: Vec<u8>,
-    },
-    /// The reply to a [`Msg::Run`].
-    Reply {
-        token: Token,
-        seq: u64,
-        part: u32,
-        reply: Vec<u8>,
-    },
+    /// Run each command on your shard and send the replies to loop `from`.
+    Run { from: usize, runs: Vec<Run> },
+    /// The replies to a [`Msg::Run`]'s commands.
+    Replies(Vec<Reply>),
 }
 
-/// A reply that came back from another loop, for a connection of this one.
+/// A command forwarded: `command` (a frame of [`Resp`]) for connection
+/// `token`'s reply `seq`, part `part`.
 #[derive(Debug)]
-struct Arrived {
+pub(crate) struct Run {
+    token: Token,
+    seq: u64,
+    part: u32,
+    command: Vec<u8>,
+}
+
+/// The reply to a [`Run`].
+#[derive(Debug)]
+pub(crate) struct Reply {
+    token: Token,
     seq: u64,
     part: u32,
     reply: Vec<u8>,
 }
 
-/// The state of one loop: its shard, its place, the other loops, and the
-/// replies come back for its connections and not taken yet.
+/// The state of one loop: its shard, its place, the other loops, the
+/// commands to forward at the end of the event, and the replies come back
+/// for its connections and not taken yet.
 #[derive(Debug)]
 pub(crate) struct Shard {
     pub(crate) store: Store,
     me: usize,
     handles: Vec<Handle<Msg>>,
-    arrived: HashMap<Token, Vec<Arrived>>,
+    /// Per loop, the commands to send it.
+    outbox: Vec<Vec<Run>>,
+    /// The socket whose `notified` hook sends the outboxes ([`Sweeper`]).
+    flusher: Option<Token>,
+    /// A send of the outboxes is due.
+    flush_due: bool,
+    arrived: HashMap<Token, Vec<Reply>>,
 }
 
 impl Shard {
@@ -96,7 +104,10 @@ impl Shard {
         Shard {
             store: Store::new(),
             me,
+            outbox: handles.iter().map(|_| Vec::new()).collect(),
             handles,
+            flusher: None,
+            flush_due: false,
             arrived: HashMap::new(),
         }
     }
@@ -106,42 +117,89 @@ impl Shard {
         self.handles.len()
     }
 
-    /// Acts on a message from another loop.
-    fn message(&mut self, msg: Msg, sockets: &mut sockmux::Registry<'_, Shard>) {
-        match msg {
-            Msg::Run {
-                from,
-                token,
-                seq,
-                part,
-                command,
-            } => {
-                let mut reply = Vec::new();
-                // Only commands with keys are sent here: never `QUIT`.
-                let _ = execute(&mut self.store, Args::new(&command), &mut reply);
-                let back = Msg::Reply {
-                    token,
-                    seq,
-                    part,
-                    reply,
-                };
-                if let Err(e) = self.handles[from].send(back) {
-                    debug!("loop {from}: {e}; reply dropped");
+    /// Queues `run` for loop `to`; the outboxes are sent once the event
+    /// under way is handled (by the flusher's `notified` hook, which the
+    /// dispatcher runs then), or at once if there is no flusher (at the
+    /// stop).
+    fn forward(&mut self, to: usize, run: Run, sockets: &mut Registry<'_, Shard>) {
+        self.outbox[to].push(run);
+        if !self.flush_due {
+            self.flush_due = true;
+            let notified = self.flusher.is_some_and(|t| sockets.notify(t).is_ok());
+            if !notified {
+                self.flush(sockets);
+            }
+        }
+    }
+
+    /// Sends each loop its outbox. The commands for a loop that has ended
+    /// get an error reply.
+    fn flush(&mut self, sockets: &mut Registry<'_, Shard>) {
+        self.flush_due = false;
+        for to in 0..self.outbox.len() {
+            if self.outbox[to].is_empty() {
+                continue;
+            }
+            let runs = std::mem::take(&mut self.outbox[to]);
+            let sent: Vec<(Token, u64, u32)> =
+                runs.iter().map(|r| (r.token, r.seq, r.part)).collect();
+            let msg = Msg::Run {
+                from: self.me,
+                runs,
+            };
+            if let Err(e) = self.handles[to].send(msg) {
+                debug!("loop {to}: {e}");
+                for (token, seq, part) in sent {
+                    let mut reply = Vec::new();
+                    resp::error(&mut reply, "ERR the shard's loop has stopped");
+                    self.arrive(
+                        Reply {
+                            token,
+                            seq,
+                            part,
+                            reply,
+                        },
+                        sockets,
+                    );
                 }
             }
-            Msg::Reply {
-                token,
-                seq,
-                part,
-                reply,
-            } => {
-                // A connection closed meanwhile: its token is gone (tokens
-                // are not reused as they were), the reply is dropped.
-                if sockets.notify(token).is_ok() {
-                    self.arrived
-                        .entry(token)
-                        .or_default()
-                        .push(Arrived { seq, part, reply });
+        }
+    }
+
+    /// Parks `reply` for its connection and notifies it; drops it if the
+    /// connection closed meanwhile (its token is gone: tokens are not
+    /// reused as they were).
+    fn arrive(&mut self, reply: Reply, sockets: &mut Registry<'_, Shard>) {
+        if sockets.notify(reply.token).is_ok() {
+            self.arrived.entry(reply.token).or_default().push(reply);
+        }
+    }
+
+    /// Acts on a message from another loop.
+    fn message(&mut self, msg: Msg, sockets: &mut Registry<'_, Shard>) {
+        match msg {
+            Msg::Run { from, runs } => {
+                let replies = runs
+                    .into_iter()
+                    .map(|run| {
+                        let mut reply = Vec::new();
+                        // Only commands with keys are sent here: never `QUIT`.
+                        let _ = execute(&mut self.store, Args::new(&run.command), &mut reply);
+                        Reply {
+                            token: run.token,
+                            seq: run.seq,
+                            part: run.part,
+                            reply,
+                        }
+                    })
+                    .collect();
+                if let Err(e) = self.handles[from].send(Msg::Replies(replies)) {
+                    debug!("loop {from}: {e}; replies dropped");
+                }
+            }
+            Msg::Replies(replies) => {
+                for reply in replies {
+                    self.arrive(reply, sockets);
                 }
             }
         }
@@ -324,34 +382,6 @@ impl ShardConn {
         }
     }
 
-    /// Sends `command` to loop `to` for part `part` of reply `seq`; the
-    /// part gets an error if that loop has ended.
-    fn send(
-        shard: &Shard,
-        to: usize,
-        token: Token,
-        seq: u64,
-        part: u32,
-        command: Vec<u8>,
-    ) -> Option<Vec<u8>> {
-        let msg = Msg::Run {
-            from: shard.me,
-            token,
-            seq,
-            part,
-            command,
-        };
-        match shard.handles[to].send(msg) {
-            Ok(()) => None,
-            Err(e) => {
-                debug!("loop {to}: {e}");
-                let mut reply = Vec::new();
-                resp::error(&mut reply, "ERR the shard's loop has stopped");
-                Some(reply)
-            }
-        }
-    }
-
     /// Writes the replies at the front of the queue that are complete.
     fn flush(&mut self, io: &mut StreamIo<'_, '_, Shard>) {
         while self.queue.front().is_some_and(|s| s.missing == 0) {
@@ -398,7 +428,14 @@ impl Protocol<Shard> for ShardConn {
         }
         let token = io.token();
         let seq = self.first + self.queue.len() as u64;
-        let shard = &mut *io.cx.state;
+        let cx = &mut *io.cx;
+        let (shard, sockets) = (&mut *cx.state, &mut cx.sockets);
+        let run = |part: u32, command: Vec<u8>| Run {
+            token,
+            seq,
+            part,
+            command,
+        };
         let slot = match route {
             Route::Local => {
                 let mut reply = Vec::new();
@@ -411,10 +448,10 @@ impl Protocol<Shard> for ShardConn {
                 }
             }
             Route::Remote(to) => {
-                let part = ShardConn::send(shard, to, token, seq, 0, frame.to_vec());
+                shard.forward(to, run(0, frame.to_vec()), sockets);
                 Slot {
-                    missing: usize::from(part.is_none()),
-                    parts: vec![part],
+                    missing: 1,
+                    parts: vec![None],
                     combine: Combine::One,
                     close: false,
                 }
@@ -427,7 +464,8 @@ impl Protocol<Shard> for ShardConn {
                         execute(&mut shard.store, args.clone(), &mut reply);
                         Some(reply)
                     } else {
-                        ShardConn::send(shard, to, token, seq, to as u32, frame.to_vec())
+                        shard.forward(to, run(to as u32, frame.to_vec()), sockets);
+                        None
                     });
                 }
                 Slot {
@@ -462,7 +500,8 @@ impl Protocol<Shard> for ShardConn {
                         Some(reply)
                     } else {
                         let part = parts.len() as u32;
-                        ShardConn::send(shard, to, token, seq, part, self.scratch.clone())
+                        shard.forward(to, run(part, self.scratch.clone()), sockets);
+                        None
                     });
                 }
                 Slot {
@@ -489,7 +528,10 @@ impl Protocol<Shard> for ShardConn {
         let Some(arrived) = io.cx.state.arrived.remove(&token) else {
             return;
         };
-        for Arrived { seq, part, reply } in arrived {
+        for Reply {
+            seq, part, reply, ..
+        } in arrived
+        {
             let at = seq.wrapping_sub(self.first) as usize;
             let Some(slot) = self.queue.get_mut(at) else {
                 continue; // after a `QUIT`: nothing more is written
@@ -518,8 +560,8 @@ impl Protocol<Shard> for ShardConn {
     }
 }
 
-/// A socket-less holder of the loop's sweep timer (a UDP socket that
-/// watches nothing).
+/// The holder of the loop's sweep timer, and the sender of its outboxes
+/// (a UDP socket that watches nothing).
 #[derive(Debug)]
 struct Sweeper {
     timer: Option<TimerId>,
@@ -545,7 +587,15 @@ impl Responder<Shard> for Sweeper {
         Action::Continue
     }
 
-    fn stop(&mut self, _: &mut Context<'_, Shard>) -> Action {
+    /// Sends the outboxes, once the event that filled them is handled.
+    fn notified(&mut self, cx: &mut Context<'_, Shard>) -> Action {
+        cx.state.flush(&mut cx.sockets);
+        Action::Continue
+    }
+
+    fn stop(&mut self, cx: &mut Context<'_, Shard>) -> Action {
+        cx.state.flusher = None; // the outboxes go at once from now on
+        cx.state.flush(&mut cx.sockets);
         Action::Close
     }
 }
@@ -564,12 +614,14 @@ pub(crate) fn run_loops(
         .capacity(1024)
         .stop_on_signals(signals, grace)
         .serve(addr, |setup| {
-            let shard = Shard::new(setup.index(), setup.handles().to_vec());
+            let mut shard = Shard::new(setup.index(), setup.handles().to_vec());
             let holder = UdpSocket::bind("127.0.0.1:0")?;
             holder.set_nonblocking(true)?;
-            setup
-                .sockets()
-                .register(holder, Interest::NONE, Sweeper { timer: None })?;
+            let flusher =
+                setup
+                    .sockets()
+                    .register(holder, Interest::NONE, Sweeper { timer: None })?;
+            shard.flusher = Some(flusher);
             setup.on_connection(|t: Token, cx: &mut Context<'_, Shard>| {
                 conn::no_delay(t, cx);
                 debug!("{t}: connected");
