@@ -302,3 +302,26 @@ fn more_commands_in_flight_than_a_connection_holds_are_all_answered() {
     drop(conn);
     server.stop();
 }
+
+#[test]
+fn replies_for_a_connection_that_closed_are_dropped() {
+    let server = start();
+    let keys = keys("c", 10);
+    for _ in 0..20 {
+        let mut conn = connect(&server);
+        let request: Vec<u8> = (0..200)
+            .flat_map(|i| cmd(&["INCR", &keys[i % keys.len()]]))
+            .collect();
+        conn.write_all(&request).unwrap();
+        // Closed before the replies, some from the other loop, come back.
+    }
+    // The server still serves, on both loops, and stops cleanly.
+    let mut a = connect(&server);
+    let mut b = connect(&server);
+    for key in &keys {
+        check(&mut a, &cmd(&["SET", key, "x"]), "+OK\r\n");
+        check(&mut b, &cmd(&["GET", key]), &bulk("x"));
+    }
+    drop((a, b));
+    server.stop();
+}
