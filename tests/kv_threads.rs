@@ -325,3 +325,26 @@ fn replies_for_a_connection_that_closed_are_dropped() {
     drop((a, b));
     server.stop();
 }
+
+#[test]
+fn a_client_that_ends_its_stream_gets_every_reply_first() {
+    let server = start();
+    let _first = connect(&server); // so the next is on the other loop too
+    for _ in 0..2 {
+        let mut conn = connect(&server);
+        let keys = keys("e", 10);
+        let mut request = Vec::new();
+        let mut want = String::new();
+        for (i, key) in keys.iter().enumerate() {
+            request.extend(cmd(&["SET", key, &i.to_string()]));
+            request.extend(cmd(&["GET", key]));
+            want.push_str(&format!("+OK\r\n{}", bulk(&i.to_string())));
+        }
+        conn.write_all(&request).unwrap();
+        conn.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut got = Vec::new();
+        conn.read_to_end(&mut got).unwrap();
+        assert_eq!(String::from_utf8_lossy(&got), want);
+    }
+    server.stop();
+}

@@ -369,6 +369,9 @@ pub(crate) struct ShardConn {
     first: u64,
     /// A buffer for a command's bytes, kept between commands.
     scratch: Vec<u8>,
+    /// The peer ended its stream with replies still awaited: close once
+    /// they are written.
+    peer_done: bool,
 }
 
 impl ShardConn {
@@ -379,6 +382,7 @@ impl ShardConn {
             queue: VecDeque::new(),
             first: 0,
             scratch: Vec::new(),
+            peer_done: false,
         }
     }
 
@@ -397,6 +401,9 @@ impl ShardConn {
         }
         if self.queue.len() < MAX_IN_FLIGHT {
             io.resume_reading();
+        }
+        if self.peer_done && self.queue.is_empty() {
+            io.close();
         }
     }
 }
@@ -542,6 +549,16 @@ impl Protocol<Shard> for ShardConn {
             }
         }
         self.flush(io);
+    }
+
+    /// The peer is done sending: close once the replies awaited, if any,
+    /// are written.
+    fn peer_closed(&mut self, _: &mut StreamIo<'_, '_, Shard>) -> Action {
+        if self.queue.is_empty() {
+            return Action::Close;
+        }
+        self.peer_done = true;
+        Action::Continue
     }
 
     fn frame_error(&mut self, error: &io::Error, io: &mut StreamIo<'_, '_, Shard>) {
