@@ -132,6 +132,26 @@ impl Shard {
         }
     }
 
+    /// A part of a command's reply: run here (`args`) if loop `to` is this
+    /// one, else forwarded there (`forward` makes it) and awaited (`None`).
+    fn part(
+        &mut self,
+        to: usize,
+        args: Args<'_>,
+        forward: impl FnOnce() -> Run,
+        sockets: &mut Registry<'_, Shard>,
+    ) -> Option<Vec<u8>> {
+        if to == self.me {
+            let mut reply = Vec::new();
+            // Only commands with keys come here: never `QUIT`.
+            let _ = execute(&mut self.store, args, &mut reply);
+            Some(reply)
+        } else {
+            self.forward(to, forward(), sockets);
+            None
+        }
+    }
+
     /// Sends each loop its outbox. The commands for a loop that has ended
     /// get an error reply.
     fn flush(&mut self, sockets: &mut Registry<'_, Shard>) {
@@ -325,6 +345,16 @@ struct Slot {
 }
 
 impl Slot {
+    /// A slot of `parts` (`None`: awaited), to combine as `combine`.
+    fn new(parts: Vec<Option<Vec<u8>>>, combine: Combine) -> Slot {
+        Slot {
+            missing: parts.iter().filter(|p| p.is_none()).count(),
+            parts,
+            combine,
+            close: false,
+        }
+    }
+
     /// Writes the combined reply to `out`.
     fn combine(self, out: &mut Vec<u8>) {
         let len = self.parts.len();
@@ -454,33 +484,18 @@ impl Protocol<Shard> for ShardConn {
                     close,
                 }
             }
-            Route::Remote(to) => {
-                shard.forward(to, run(0, frame.to_vec()), sockets);
-                Slot {
-                    missing: 1,
-                    parts: vec![None],
-                    combine: Combine::One,
-                    close: false,
-                }
-            }
+            Route::Remote(to) => Slot::new(
+                vec![shard.part(to, args, || run(0, frame.to_vec()), sockets)],
+                Combine::One,
+            ),
             Route::All(combine) => {
-                let mut parts = Vec::with_capacity(count);
-                for to in 0..count {
-                    parts.push(if to == me {
-                        let mut reply = Vec::new();
-                        execute(&mut shard.store, args.clone(), &mut reply);
-                        Some(reply)
-                    } else {
-                        shard.forward(to, run(to as u32, frame.to_vec()), sockets);
-                        None
-                    });
-                }
-                Slot {
-                    missing: parts.iter().filter(|p| p.is_none()).count(),
-                    parts,
-                    combine,
-                    close: false,
-                }
+                let parts = (0..count)
+                    .map(|to| {
+                        let forward = || run(to as u32, frame.to_vec());
+                        shard.part(to, args.clone(), forward, sockets)
+                    })
+                    .collect();
+                Slot::new(parts, combine)
             }
             Route::Split {
                 name,
@@ -500,23 +515,11 @@ impl Protocol<Shard> for ShardConn {
                     }
                     self.scratch.clear();
                     encode(&mut self.scratch, &words);
-                    let to = shard_of(key, count);
-                    parts.push(if to == me {
-                        let mut reply = Vec::new();
-                        execute(&mut shard.store, Args::new(&self.scratch), &mut reply);
-                        Some(reply)
-                    } else {
-                        let part = parts.len() as u32;
-                        shard.forward(to, run(part, self.scratch.clone()), sockets);
-                        None
-                    });
+                    let (to, part) = (shard_of(key, count), parts.len() as u32);
+                    let forward = || run(part, self.scratch.clone());
+                    parts.push(shard.part(to, Args::new(&self.scratch), forward, sockets));
                 }
-                Slot {
-                    missing: parts.iter().filter(|p| p.is_none()).count(),
-                    parts,
-                    combine,
-                    close: false,
-                }
+                Slot::new(parts, combine)
             }
         };
         self.queue.push_back(slot);
