@@ -1,17 +1,19 @@
 //! The server on several loops (`kv --threads N`, N > 1), shared-nothing:
 //! each loop owns one shard of the keys, a [`Store`] of its own, and a key
 //! belongs to shard `fnv1a(key) % N` (a fixed hash, with no seed, so every
-//! loop agrees). A connection's [`ShardConn`] runs a command at once when
-//! its keys are all in its own loop's shard (or it has none: `PING`,
-//! `ECHO`, ...) and no earlier reply of the connection is still awaited;
-//! otherwise it sends the command's bytes to the loop that owns them
-//! ([`Msg::Run`], through [`Handle::send`]), which runs it against its
-//! shard and sends the reply's bytes back ([`Msg::Reply`]). The reply is
-//! parked in the loop's state under the connection's token, and the
-//! connection is notified ([`Registry::notify`]): its `notified` hook puts
-//! the reply in its slot. Replies go out strictly in the order of the
-//! commands: each connection keeps a queue of reply slots, and a reply
-//! ready behind one awaited waits its turn.
+//! loop agrees). A connection's [`ShardConn`] runs a command on its own
+//! loop's shard at once when its keys are all there (or it has none:
+//! `PING`, `ECHO`, ...); otherwise it queues the command's bytes for the
+//! loop that owns them, and the commands one event queued for a loop go
+//! to it together once the event is handled ([`Msg::Run`], through
+//! [`Handle::send`]). That loop runs them against its shard and sends the
+//! replies' bytes back together ([`Msg::Replies`]). Each reply is parked
+//! in the loop's state under its connection's token, and the connection
+//! is notified ([`Registry::notify`]): its `notified` hook puts the reply
+//! in its slot. Replies go out strictly in the order of the commands:
+//! each connection keeps a queue of reply slots, and a reply ready behind
+//! one awaited waits its turn (with nothing awaited, it is written at
+//! once, as with one loop).
 //!
 //! A command on keys of several shards is split: `MGET` into a `GET` per
 //! key, `MSET` into a `SET` per pair, `DEL` and `EXISTS` into one per key,
