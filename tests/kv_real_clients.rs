@@ -1,7 +1,8 @@
 //! The `kv` example served to the real Redis tools: `redis-cli` runs every
 //! command and prints each reply as it prints a Redis server's (checked
 //! line for line), and `redis-benchmark` runs its PING, SET, GET, INCR and
-//! MSET tests with no error. Real clients catch what our own RESP test
+//! MSET tests with no error, against one loop and against two
+//! (`--threads 2`). Real clients catch what our own RESP test
 //! client would share with our bugs.
 //!
 //! `ci/test.sh` installs them (Debian's redis-tools) and sets
@@ -116,10 +117,24 @@ fn redis_cli_runs_every_command() {
 
 #[test]
 fn redis_benchmark_runs_without_errors() {
+    benchmark(&mut Server::command("kv", "warn"));
+}
+
+/// `kv --threads 2`: commands forwarded between the loops' shards
+/// (tests/kv_threads.rs has the rest).
+#[test]
+fn redis_benchmark_runs_without_errors_on_two_loops() {
+    benchmark(Server::command("kv", "warn").args(["--threads", "2"]));
+}
+
+/// Runs redis-benchmark's PING, SET, GET, INCR and MSET tests against the
+/// server `cmd` starts and checks that each gives a figure and none an
+/// error.
+fn benchmark(cmd: &mut Command) {
     if !have("redis-benchmark", "--version") {
         return;
     }
-    let server = Server::start("kv", "warn");
+    let server = Server::spawn("kv", cmd);
     let port = server.addr().port().to_string();
     let out = output_within(Command::new("redis-benchmark").args([
         "-h",

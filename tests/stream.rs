@@ -810,3 +810,68 @@ fn a_panic_in_a_pipeline_leaks_no_reply_to_another_connection() {
     turn_until(&mut dispatcher, LIMIT, |_| reader.is_finished());
     assert_eq!(reader.join().unwrap(), b"");
 }
+
+/// State of [`pause_reading_holds_buffered_frames_until_resumed`]: the
+/// lines handed on so far, and the stream's token.
+#[derive(Debug, Default)]
+struct Held {
+    lines: Vec<Vec<u8>>,
+    token: Option<Token>,
+}
+
+/// Echoes a line, then holds reading until notified.
+struct OneAtATime;
+
+impl Protocol<Held> for OneAtATime {
+    fn frame(&mut self, line: &[u8], io: &mut StreamIo<'_, '_, Held>) {
+        assert!(!io.reading_paused(), "a frame handed on while paused");
+        io.cx.state.token = Some(io.token());
+        io.cx.state.lines.push(line.to_vec());
+        io.write(line);
+        io.write(b"\n");
+        io.pause_reading();
+        assert!(io.reading_paused());
+    }
+
+    fn notified(&mut self, io: &mut StreamIo<'_, '_, Held>) {
+        io.resume_reading();
+    }
+}
+
+/// `StreamIo::pause_reading`: the lines a client sent in one write stay
+/// buffered while the protocol holds reading, however long the loop turns,
+/// and are handed on one at a time after each `resume_reading`, with no
+/// new input.
+#[test]
+fn pause_reading_holds_buffered_frames_until_resumed() {
+    let mut dispatcher = Dispatcher::new(Held::default()).unwrap();
+    let listener = dispatcher
+        .sockets()
+        .listen_tcp(
+            "127.0.0.1:0",
+            Acceptor::new(|_: Token, _: &mut Context<'_, Held>| {
+                Stream::new(Lines::new(64), OneAtATime)
+            }),
+        )
+        .unwrap();
+    let addr = dispatcher.sockets().local_addr(listener).unwrap();
+    let mut conn = connect(addr);
+    conn.write_all(b"a\nb\nc\n").unwrap();
+    turn_until(&mut dispatcher, LIMIT, |d| !d.state().lines.is_empty());
+    let mut echo = [0; 2];
+    for (i, want) in [b"a", b"b", b"c"].iter().enumerate() {
+        conn.read_exact(&mut echo).unwrap();
+        assert_eq!(&echo[..1], *want);
+        // Held: a few more turns hand on nothing.
+        for _ in 0..5 {
+            dispatcher.turn(Some(Duration::from_millis(1))).unwrap();
+        }
+        assert_eq!(dispatcher.state().lines.len(), i + 1);
+        if i < 2 {
+            let t = dispatcher.state().token.unwrap();
+            dispatcher.sockets().notify(t).unwrap();
+            turn_until(&mut dispatcher, LIMIT, |d| d.state().lines.len() == i + 2);
+        }
+    }
+    assert_eq!(dispatcher.state().lines, [b"a", b"b", b"c"]);
+}

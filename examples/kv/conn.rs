@@ -57,15 +57,7 @@ impl Protocol<Store> for Conn {
 
     fn frame_error(&mut self, error: &io::Error, io: &mut StreamIo<'_, '_, Store>) {
         let mut reply = Vec::new();
-        match error
-            .get_ref()
-            .and_then(|e| e.downcast_ref::<ProtocolError>())
-        {
-            // As Redis: a close, no reply.
-            Some(ProtocolError::TooBigQuery) => {}
-            Some(e) => resp::error(&mut reply, &format!("ERR {e}")),
-            None => resp::error(&mut reply, &format!("ERR Protocol error: {error}")),
-        }
+        protocol_error(error, &mut reply);
         debug!("{}: {error}; closing", io.token());
         if !reply.is_empty() {
             io.write(&reply);
@@ -74,6 +66,27 @@ impl Protocol<Store> for Conn {
 
     fn closed(&mut self, reason: CloseReason, _: usize, cx: &mut Context<'_, Store>) {
         debug!("{}: closed ({reason:?})", cx.token);
+    }
+}
+
+/// Appends Redis's reply to input the decoder refused (none for a query
+/// past the limit: Redis closes without a word).
+pub(crate) fn protocol_error(error: &io::Error, reply: &mut Vec<u8>) {
+    match error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<ProtocolError>())
+    {
+        Some(ProtocolError::TooBigQuery) => {}
+        Some(e) => resp::error(reply, &format!("ERR {e}")),
+        None => resp::error(reply, &format!("ERR Protocol error: {error}")),
+    }
+}
+
+/// Turns Nagle's algorithm off for connection `t`: replies are small
+/// writes, not to be held back to fill a segment.
+pub(crate) fn no_delay<S>(t: Token, cx: &mut Context<'_, S>) {
+    if let Ok(socket) = cx.sockets.socket(t) {
+        let _ = socket2::SockRef::from(socket).set_tcp_nodelay(true);
     }
 }
 
@@ -125,10 +138,7 @@ pub(crate) fn listen(
     addr: impl ToSocketAddrs,
 ) -> io::Result<Token> {
     let acceptor = Acceptor::new(|t: Token, cx: &mut Context<'_, Store>| {
-        // Replies are small writes: do not wait to fill a segment.
-        if let Ok(socket) = cx.sockets.socket(t) {
-            let _ = socket2::SockRef::from(socket).set_tcp_nodelay(true);
-        }
+        no_delay(t, cx);
         debug!("{t}: connected");
         let codec = Resp::new();
         let conn = Conn::new(codec.index());

@@ -27,9 +27,20 @@
 //! Keys with an expiry time are removed when a command finds them expired
 //! and by a sweep every 100 ms. Ctrl-C (or SIGTERM) stops gracefully.
 //!
+//! With `--threads N` (N > 1) it runs N loops (`Loops`) that share
+//! nothing (`shard.rs`): each owns the keys whose FNV-1a hash is its index
+//! modulo N. A connection runs a command on its own loop's keys at once,
+//! and forwards one on another loop's keys to that loop as a message; the
+//! reply comes back the same way, and the replies go out in the order of
+//! the commands. `MGET`, `MSET`, `DEL` and `EXISTS` on keys of several
+//! loops are split and their replies combined (not atomically), `DBSIZE`
+//! and `FLUSHDB` run on every loop. One loop, the default, is the plain
+//! single-threaded server. docs/scaling.md has the design and its cost.
+//!
 //! ```text
 //! cargo run --example kv                           # 127.0.0.1:6380
 //! cargo run --example kv -- --addr 0.0.0.0 --port 0
+//! cargo run --example kv -- --threads 2          # two loops, two shards
 //! RUST_LOG=debug cargo run --example kv            # connections, errors, sweeps
 //! redis-cli -p 6380 set greeting hello             # then: redis-cli -p 6380
 //! redis-benchmark -p 6380 -t ping,set,get,incr,mset -q
@@ -46,18 +57,32 @@ mod conn;
 mod resp;
 #[path = "../server/mod.rs"]
 mod server;
+mod shard;
 mod store;
 
 use store::Store;
 
-const USAGE: &str = "usage: kv [--addr ADDR] [--port PORT]\n\n\
-    A Redis-protocol key-value server on ADDR:PORT (default 127.0.0.1:6380; port 0 picks one).";
+const USAGE: &str = "usage: kv [--addr ADDR] [--port PORT] [--threads N] [--hand-off]\n\n\
+    A Redis-protocol key-value server on ADDR:PORT (default 127.0.0.1:6380; port 0 picks one).\n\
+    N event loops on N threads (default 1), each owning a shard of the keys\n\
+    (commands on another loop's keys are forwarded to it); with --hand-off,\n\
+    loop 0 accepts and hands each connection to the least-loaded loop (the\n\
+    default off Linux).";
 
 /// How long a graceful stop may take.
 const GRACE: Duration = Duration::from_secs(5);
 
+/// Signals that stop the server gracefully.
+const STOP_SIGNALS: [Signal; 2] = [Signal::Interrupt, Signal::Terminate];
+
 fn main() -> ExitCode {
-    server::main("kv", USAGE, 6380, |addr| run(addr))
+    server::main_threaded("kv", USAGE, 6380, |addr, loops| {
+        if loops.count() == 1 {
+            run(addr)
+        } else {
+            shard::run_loops(addr, loops, &STOP_SIGNALS, GRACE)
+        }
+    })
 }
 
 fn run(addr: impl ToSocketAddrs) -> io::Result<()> {
@@ -67,7 +92,7 @@ fn run(addr: impl ToSocketAddrs) -> io::Result<()> {
         "kv: listening on {}",
         dispatcher.sockets().local_addr(listener)?
     );
-    dispatcher.stop_on_signals(&[Signal::Interrupt, Signal::Terminate], GRACE)?;
+    dispatcher.stop_on_signals(&STOP_SIGNALS, GRACE)?;
     dispatcher.run()?;
     let store = dispatcher.state();
     eprintln!(

@@ -14,7 +14,7 @@ use log::debug;
 use sockmux_core::{Event, Interest, TimerId};
 
 use crate::{Action, Context, Decoded, Decoder, Responder};
-use io::{Ending, Output};
+use io::{Ending, Output, HOLD_NONE, HOLD_ON, HOLD_RELEASED};
 
 /// The default low-water mark: reading resumes once the write queue
 /// drains to this many bytes.
@@ -337,7 +337,7 @@ impl<C: Decoder, P> Stream<C, P> {
 
     /// Whether the stream wants to read now.
     fn reading(&self) -> bool {
-        self.hold == 0 && self.out.ending_allows_reading()
+        self.hold == 0 && self.out.reading_hold != HOLD_ON && self.out.ending_allows_reading()
     }
 
     /// Reading is paused by the water marks.
@@ -407,7 +407,10 @@ fn decode<S, C: Decoder, P: Protocol<S>>(
                     // pauses, and resumes to hand on the rest).
                     out.write_held(cx);
                 }
-                if out.queue.len() >= high || !out.ending_allows_reading() {
+                if out.queue.len() >= high
+                    || !out.ending_allows_reading()
+                    || out.reading_hold == HOLD_ON
+                {
                     break Pass::Stopped;
                 }
             }
@@ -598,6 +601,7 @@ impl<C: Decoder, P> Stream<C, P> {
         let steady = self.out.queue.is_empty()
             && matches!(self.out.ending, Ending::Open)
             && self.hold == 0
+            && self.out.reading_hold == HOLD_NONE
             && !self.out.write_shut
             && self.interest == Interest::READABLE;
         if steady {
@@ -614,6 +618,14 @@ impl<C: Decoder, P> Stream<C, P> {
         loop {
             if let Ending::Now(_) = self.out.ending {
                 return Action::Close;
+            }
+            if self.out.reading_hold == HOLD_RELEASED {
+                self.out.reading_hold = HOLD_NONE;
+                if self.undecoded && self.reading() {
+                    // Buffered frames: no `Read` will come for them.
+                    self.decode_partial(cx);
+                    continue;
+                }
             }
             let queued = self.out.queue.len();
             if !self.paused() && queued >= self.high {

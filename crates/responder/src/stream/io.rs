@@ -42,7 +42,18 @@ pub(crate) struct Output {
     /// protocol writes is held in the dispatcher's shared batch buffer and
     /// written together at the end of the pass ([`Output::uncork`]).
     pub(crate) corked: bool,
+    /// The protocol's hold on reading ([`StreamIo::pause_reading`]):
+    /// [`HOLD_NONE`], [`HOLD_ON`], or [`HOLD_RELEASED`] (released since
+    /// the stream last settled: frames left buffered are handed on).
+    pub(crate) reading_hold: u8,
 }
+
+/// No hold on reading by the protocol.
+pub(crate) const HOLD_NONE: u8 = 0;
+/// The protocol holds reading back.
+pub(crate) const HOLD_ON: u8 = 1;
+/// The protocol released its hold; the stream has not settled since.
+pub(crate) const HOLD_RELEASED: u8 = 2;
 
 /// A pass's held replies are written out once they reach this many bytes,
 /// so the batch buffer stays small and the water marks hold.
@@ -60,6 +71,7 @@ impl Output {
             write_shut: false,
             writes: 0,
             corked: false,
+            reading_hold: HOLD_NONE,
         }
     }
 
@@ -511,5 +523,77 @@ impl<S> StreamIo<'_, '_, S> {
         if !matches!(self.out.ending, Ending::Now(_)) {
             self.out.ending = Ending::Now(CloseReason::Aborted);
         }
+    }
+
+    /// Stops handing on frames and reading until
+    /// [`resume_reading`](StreamIo::resume_reading): for a protocol whose
+    /// answers wait on something else (another loop, a backend) and that
+    /// bounds how many it keeps in flight. Called from
+    /// [`frame`](crate::Protocol::frame), the frames after this one that
+    /// are already read stay buffered; the socket's input waits in the OS
+    /// (and the peer's sends stall once its buffers fill). Writing, the
+    /// end of stream and closing go on as usual.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_responder::{Protocol, StreamIo};
+    ///
+    /// /// Holds at most 16 requests whose answers are not back yet.
+    /// struct Bounded { waiting: usize }
+    ///
+    /// impl Protocol<()> for Bounded {
+    ///     fn frame(&mut self, _: &[u8], io: &mut StreamIo<'_, '_, ()>) {
+    ///         self.waiting += 1; // asked elsewhere; `notified` answers
+    ///         if self.waiting == 16 {
+    ///             io.pause_reading();
+    ///         }
+    ///     }
+    ///     fn notified(&mut self, io: &mut StreamIo<'_, '_, ()>) {
+    ///         io.write(b"an answer\n");
+    ///         self.waiting -= 1;
+    ///         io.resume_reading();
+    ///     }
+    /// }
+    /// # let _ = Bounded { waiting: 0 };
+    /// ```
+    pub fn pause_reading(&mut self) {
+        self.out.reading_hold = HOLD_ON;
+    }
+
+    /// Lifts [`pause_reading`](StreamIo::pause_reading)'s hold (nothing if
+    /// there is none): once the current hook returns, the frames already
+    /// buffered are handed on, then reading goes on.
+    ///
+    /// # Examples
+    ///
+    /// See [`pause_reading`](StreamIo::pause_reading).
+    pub fn resume_reading(&mut self) {
+        if self.out.reading_hold == HOLD_ON {
+            self.out.reading_hold = HOLD_RELEASED;
+        }
+    }
+
+    /// Whether the protocol holds reading back
+    /// ([`pause_reading`](StreamIo::pause_reading)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_responder::{Protocol, StreamIo};
+    ///
+    /// struct P;
+    /// impl Protocol<()> for P {
+    ///     fn frame(&mut self, _: &[u8], io: &mut StreamIo<'_, '_, ()>) {
+    ///         if !io.reading_paused() {
+    ///             io.pause_reading();
+    ///         }
+    ///     }
+    /// }
+    /// # let _ = P;
+    /// ```
+    #[must_use]
+    pub fn reading_paused(&self) -> bool {
+        self.out.reading_hold == HOLD_ON
     }
 }
