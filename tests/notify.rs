@@ -82,35 +82,3 @@ fn notified_runs_once_after_the_call_and_never_for_a_removed_socket() {
     util::turn_until(&mut dispatcher, util::LIMIT, |d| d.sockets().len() == 2);
     assert_eq!(dispatcher.state().calls, [b, a]);
 }
-
-/// Notifies itself from its own `notified` hook until it has run three
-/// times: a socket notified while its hook runs is queued again.
-struct Again;
-
-impl Responder<Log> for Again {
-    fn ready(&mut self, _: Event, _: &mut Context<'_, Log>) -> Action {
-        Action::Continue
-    }
-
-    fn notified(&mut self, cx: &mut Context<'_, Log>) -> Action {
-        cx.state.calls.push(cx.token);
-        if cx.state.calls.len() < 3 {
-            cx.sockets.notify(cx.token).unwrap();
-            cx.sockets.notify(cx.token).unwrap(); // still once more
-        }
-        Action::Continue
-    }
-}
-
-#[test]
-fn a_socket_notified_by_its_own_hook_runs_again() {
-    let mut dispatcher = Dispatcher::new(Log::default()).unwrap();
-    let again = dispatcher.sockets().bind_udp("127.0.0.1:0", Again).unwrap();
-    dispatcher.sockets().notify(again).unwrap();
-    util::turn_until(&mut dispatcher, util::LIMIT, |d| d.state().calls.len() >= 3);
-    // A few more turns: no fourth call.
-    for _ in 0..3 {
-        dispatcher.turn(Some(Duration::from_millis(1))).unwrap();
-    }
-    assert_eq!(dispatcher.state().calls, [again, again, again]);
-}

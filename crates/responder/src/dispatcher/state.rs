@@ -30,9 +30,6 @@ pub struct Slot<S> {
     /// The count of open connections of the capped acceptor that accepted
     /// this socket: decremented when it closes.
     pub(crate) counted: Option<Rc<ConnectionCount>>,
-    /// Its `notified` hook is queued (in `LoopState::notified`): queued
-    /// once, however often it is notified before it runs.
-    pub(crate) notified: bool,
 }
 
 impl<S> Default for Slot<S> {
@@ -41,7 +38,6 @@ impl<S> Default for Slot<S> {
             responder: None,
             timers: Vec::new(),
             counted: None,
-            notified: false,
         }
     }
 }
@@ -264,15 +260,10 @@ impl<S> LoopState<S> {
         self.scratch = buf;
     }
 
-    /// Queues a call of `token`'s `notified` hook, unless one is queued:
-    /// the slot's flag says so, not a search of the queue (a turn may
-    /// notify thousands of sockets).
+    /// Queues a call of `token`'s `notified` hook, unless one is queued.
     pub(crate) fn notify(&mut self, token: Token) {
-        if let Ok(slot) = self.sockets.data_mut(token) {
-            if !slot.notified {
-                slot.notified = true;
-                self.notified.push_back(token);
-            }
+        if !self.notified.contains(&token) {
+            self.notified.push_back(token);
         }
     }
 
@@ -439,11 +430,7 @@ pub(crate) fn run_hooks<S>(core: &mut LoopState<S>, state: &mut S) {
                 call(core, state, token, |r, cx| r.stop(cx));
             }
         } else if let Some(token) = core.notified.pop_front() {
-            // A socket removed since it was notified is skipped. The flag
-            // goes first: the hook may notify its socket again.
-            if let Ok(slot) = core.sockets.data_mut(token) {
-                slot.notified = false;
-            }
+            // A socket removed since it was notified is skipped.
             call(core, state, token, |r, cx| r.notified(cx));
         } else {
             return;
