@@ -126,8 +126,10 @@ impl Default for Spread {
 /// }
 /// server.stop(Duration::from_secs(5));
 /// let greetings = server.join()?;
+/// // Every connection greeted once; which loop took which depends on how
+/// // soon each loop counted its last close (tests/loops.rs checks the
+/// // spread with connections held open).
 /// assert_eq!(greetings.iter().sum::<u32>(), 4);
-/// assert_eq!(greetings, [2, 2], "the hand-off evens them out");
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Loops<M = ()> {
