@@ -114,12 +114,18 @@ impl<D> Table<D> {
         let n = retry(entry, queue, Ready::READABLE, |s| {
             call.run_read(buf, |b| s.read(b))
         })?;
+        #[cfg(feature = "stats")]
+        entry.stats.read(n);
         if n == 0 && !buf.is_empty() {
             // The end of the stream was read: report it no more. An error
             // the table keeps (a reset reported with the FIN) comes instead
             // of a clean end. No call here: this is the hot path's shape.
             entry.ready.remove(Ready::READABLE | Ready::READ_CLOSED);
             entry.state |= EOF;
+            #[cfg(debug_assertions)]
+            {
+                entry.probe.undrained = false;
+            }
             if let Some(e) = entry.error.take() {
                 entry.error_new = false;
                 return Err(e);
@@ -130,6 +136,10 @@ impl<D> Table<D> {
             // end of the stream is read too.
             entry.ready.remove(Ready::READABLE);
             queue.note_cleared(entry);
+            #[cfg(debug_assertions)]
+            {
+                entry.probe.undrained = false;
+            }
         }
         Ok(n)
     }
@@ -163,6 +173,8 @@ impl<D> Table<D> {
         let n = retry(entry, queue, Ready::WRITABLE, |s| s.write(buf))?;
         #[cfg(feature = "faults")]
         let n = retry(entry, queue, Ready::WRITABLE, |s| call.run(|| s.write(buf)))?;
+        #[cfg(feature = "stats")]
+        entry.stats.wrote(n);
         if SHORT_IO_DRAINS && n < buf.len() {
             entry.ready.remove(Ready::WRITABLE);
             queue.note_cleared(entry);
@@ -204,6 +216,8 @@ impl<D> Table<D> {
         let n = retry(entry, queue, Ready::WRITABLE, |s| {
             call.run(|| s.write_vectored(bufs))
         })?;
+        #[cfg(feature = "stats")]
+        entry.stats.wrote(n);
         let len: usize = bufs.iter().map(|b| b.len()).sum();
         if SHORT_IO_DRAINS && n < len {
             entry.ready.remove(Ready::WRITABLE);
@@ -356,6 +370,10 @@ impl<D> Table<D> {
         let r = datagram_io(entry, queue, token, Ready::READABLE, |s| {
             call.run_read(buf, |b| s.recv(b))
         });
+        #[cfg(feature = "stats")]
+        if let Ok(n) = &r {
+            entry.stats.read(*n);
+        }
         #[cfg(windows)]
         self.enqueue(token);
         r
@@ -393,6 +411,10 @@ impl<D> Table<D> {
         let r = datagram_io(entry, queue, token, Ready::WRITABLE, |s| {
             call.run(|| s.send(buf))
         });
+        #[cfg(feature = "stats")]
+        if let Ok(n) = &r {
+            entry.stats.wrote(*n);
+        }
         #[cfg(windows)]
         self.enqueue(token);
         r
@@ -431,6 +453,10 @@ impl<D> Table<D> {
         let r = datagram_io(entry, queue, token, Ready::READABLE, |s| {
             call.run_recv_from(buf, |b| s.recv_from(b))
         });
+        #[cfg(feature = "stats")]
+        if let Ok((n, _)) = &r {
+            entry.stats.read(*n);
+        }
         #[cfg(windows)]
         self.enqueue(token);
         r
@@ -463,6 +489,10 @@ impl<D> Table<D> {
         let r = datagram_io(entry, queue, token, Ready::WRITABLE, |s| {
             call.run(|| s.send_to(buf, addr))
         });
+        #[cfg(feature = "stats")]
+        if let Ok(n) = &r {
+            entry.stats.wrote(*n);
+        }
         #[cfg(windows)]
         self.enqueue(token);
         r
@@ -480,7 +510,15 @@ fn retry<D, R>(
     mut f: impl FnMut(&mut Socket) -> io::Result<R>,
 ) -> io::Result<R> {
     match f(&mut entry.socket) {
-        Ok(r) => Ok(r),
+        Ok(r) => {
+            #[cfg(feature = "stats")]
+            entry.stats.called(clear, false);
+            #[cfg(debug_assertions)]
+            if clear.contains(Ready::READABLE) {
+                entry.probe.untouched = false;
+            }
+            Ok(r)
+        }
         Err(e) => retry_failed(entry, queue, clear, e, f),
     }
 }
@@ -494,18 +532,36 @@ fn retry_failed<D, R>(
     mut error: io::Error,
     mut f: impl FnMut(&mut Socket) -> io::Result<R>,
 ) -> io::Result<R> {
+    #[cfg(debug_assertions)]
+    if clear.contains(Ready::READABLE) {
+        entry.probe.untouched = false;
+    }
     loop {
         match error.kind() {
             io::ErrorKind::Interrupted => match f(&mut entry.socket) {
-                Ok(r) => return Ok(r),
+                Ok(r) => {
+                    #[cfg(feature = "stats")]
+                    entry.stats.called(clear, false);
+                    return Ok(r);
+                }
                 Err(e) => error = e,
             },
             io::ErrorKind::WouldBlock => {
+                #[cfg(feature = "stats")]
+                entry.stats.called(clear, true);
+                #[cfg(debug_assertions)]
+                if clear.contains(Ready::READABLE) {
+                    entry.probe.undrained = false;
+                }
                 entry.ready.remove(clear);
                 queue.note_cleared(entry);
                 return Err(error);
             }
-            _ => return Err(error),
+            _ => {
+                #[cfg(feature = "stats")]
+                entry.stats.called(clear, false);
+                return Err(error);
+            }
         }
     }
 }

@@ -105,6 +105,7 @@ mod faults_tests;
 mod hooks;
 mod interest;
 mod io;
+mod misuse;
 mod open;
 mod poll;
 mod ready;
@@ -114,6 +115,8 @@ mod selector;
 mod signal;
 mod socket;
 mod sockets;
+#[cfg(feature = "stats")]
+mod stats;
 mod table;
 mod timer;
 mod token;
@@ -125,10 +128,13 @@ pub use event::{Event, Events, Iter};
 #[cfg(feature = "faults")]
 pub use faults::{FaultCounts, FaultPlan, FAULTS_ENV};
 pub use interest::{Interest, Mode};
+pub use misuse::{Misuse, SPIN_EVENTS};
 pub use open::DEFAULT_BACKLOG;
 pub use signal::Signal;
 pub use socket::{IntoSocket, Socket};
 pub use sockets::Sockets;
+#[cfg(feature = "stats")]
+pub use stats::{LoopStats, SocketStats, EVENT_BUCKETS};
 pub use table::Table;
 pub use timer::TimerId;
 pub use token::Token;

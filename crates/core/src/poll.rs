@@ -44,6 +44,18 @@ impl<D> Sockets<D> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn poll(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
+        #[cfg(feature = "stats")]
+        let begun = self.counters.poll_begins();
+        let result = self.poll_events(events, timeout);
+        #[cfg(feature = "stats")]
+        self.counters
+            .poll_returns(begun, events.len(), self.table.queue.tokens.len());
+        result
+    }
+
+    /// [`poll`](Sockets::poll) without the figures.
+    #[inline(always)]
+    fn poll_events(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         events.clear();
         // The clock is read only to wait on with the time left, and never
         // for a zero timeout.
@@ -220,12 +232,20 @@ impl<D> Sockets<D> {
         if self.woken && !events.is_full() {
             events.push(Event::Wake);
             self.woken = false;
+            #[cfg(feature = "stats")]
+            {
+                self.counters.stats.wakes += 1;
+            }
         }
         for signal in Signal::ALL {
             if self.signals_pending & signal.bit() != 0 && !events.is_full() {
                 debug!("signal {signal:?}");
                 events.push(Event::Signal(signal));
                 self.signals_pending &= !signal.bit();
+                #[cfg(feature = "stats")]
+                {
+                    self.counters.stats.signals += 1;
+                }
             }
         }
         if !self.timers.is_empty() {
@@ -236,6 +256,10 @@ impl<D> Sockets<D> {
                 };
                 trace!("{id} fired");
                 events.push(Event::Timer(id));
+                #[cfg(feature = "stats")]
+                {
+                    self.counters.stats.timers_fired += 1;
+                }
             }
         }
     }
@@ -297,8 +321,18 @@ impl<D> Sockets<D> {
                 entry.skip.insert(kind);
                 if kind == Ready::ERROR {
                     entry.error_new = false;
-                } else if entry.mode == Mode::Edge {
-                    entry.ready.remove(kind);
+                    #[cfg(feature = "stats")]
+                    entry.stats.delivered_error();
+                } else {
+                    #[cfg(feature = "stats")]
+                    entry.stats.delivered(kind);
+                    #[cfg(debug_assertions)]
+                    if kind == Ready::READABLE {
+                        entry.probe.read_delivered();
+                    }
+                    if entry.mode == Mode::Edge {
+                        entry.ready.remove(kind);
+                    }
                 }
             }
             if cut_short {
@@ -412,6 +446,12 @@ fn push_io_events<D>(
     }
     if kinds.contains(Ready::WRITABLE) {
         events.push(Event::Write(token));
+    }
+    #[cfg(feature = "stats")]
+    entry.stats.delivered(kinds);
+    #[cfg(debug_assertions)]
+    if kinds.contains(Ready::READABLE) {
+        entry.probe.read_delivered();
     }
     if entry.mode == Mode::Edge {
         entry.ready.remove(kinds);

@@ -74,6 +74,9 @@ pub struct Sockets<D = ()> {
     pub(crate) signals: Option<Watch>,
     /// Watched signals that arrived and are not yet delivered, as bits.
     pub(crate) signals_pending: u8,
+    /// The loop's figures (feature `stats`).
+    #[cfg(feature = "stats")]
+    pub(crate) counters: crate::stats::LoopCounters,
 }
 
 impl Sockets<()> {
@@ -148,6 +151,8 @@ impl<D> Sockets<D> {
             woken: false,
             signals: None,
             signals_pending: 0,
+            #[cfg(feature = "stats")]
+            counters: crate::stats::LoopCounters::default(),
         }
     }
 

@@ -44,6 +44,12 @@ pub(crate) struct Entry<D> {
     pub(crate) error: Option<io::Error>,
     /// `error` not yet reported as an `Error` event.
     pub(crate) error_new: bool,
+    /// What the table counts for this socket (feature `stats`).
+    #[cfg(feature = "stats")]
+    pub(crate) stats: crate::stats::EntryStats,
+    /// What reads did since the last `Read` event (debug builds).
+    #[cfg(debug_assertions)]
+    pub(crate) probe: crate::misuse::Probe,
 }
 
 impl<D> Entry<D> {
@@ -233,6 +239,10 @@ impl<D> Table<D> {
             state,
             error: None,
             error_new: false,
+            #[cfg(feature = "stats")]
+            stats: crate::stats::EntryStats::new(),
+            #[cfg(debug_assertions)]
+            probe: crate::misuse::Probe::default(),
         });
         Ok(token)
     }

@@ -234,6 +234,10 @@ impl<D> Sockets<D> {
     pub fn timer_at(&mut self, deadline: Instant) -> TimerId {
         let id = self.timers.insert(deadline, None);
         trace!("{id} at {deadline:?}");
+        #[cfg(feature = "stats")]
+        {
+            self.counters.stats.timers_scheduled += 1;
+        }
         id
     }
 
@@ -268,6 +272,10 @@ impl<D> Sockets<D> {
             !period.is_zero(),
             "a periodic timer needs a non-zero period"
         );
+        #[cfg(feature = "stats")]
+        {
+            self.counters.stats.timers_scheduled += 1;
+        }
         self.timers
             .insert(after(Instant::now(), period), Some(period))
     }
