@@ -265,6 +265,40 @@ impl<S> Dispatcher<S> {
         }
     }
 
+    /// The dispatcher's figures (feature `stats`): as
+    /// [`Registry::dispatcher_stats`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let dispatcher = sockmux_responder::Dispatcher::new(())?;
+    /// assert_eq!(dispatcher.stats().turns, 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(feature = "stats")]
+    #[must_use]
+    pub fn stats(&self) -> crate::DispatcherStats {
+        self.core.dispatcher_stats()
+    }
+
+    /// The report of the last graceful stop that completed (feature
+    /// `stats`): per socket, what was written and what was cut off.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut dispatcher = sockmux_responder::Dispatcher::new(())?;
+    /// assert!(dispatcher.drain_report().is_none());
+    /// dispatcher.stop_gracefully(std::time::Duration::from_secs(1))?;
+    /// assert_eq!(dispatcher.drain_report().map(|r| r.sockets.len()), Some(0));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(feature = "stats")]
+    #[must_use]
+    pub fn drain_report(&self) -> Option<&crate::DrainReport> {
+        self.core.drain_report.as_ref()
+    }
+
     /// Whether a responder called [`Context::stop`] (cleared when a run
     /// starts).
     ///
@@ -307,6 +341,8 @@ impl<S> Dispatcher<S> {
             None => timeout,
         };
         self.core.sockets.poll(&mut self.events, timeout)?;
+        #[cfg(feature = "stats")]
+        self.core.clock.turn_begins();
         let mut dispatched = 0;
         for event in self.events.iter() {
             let (core, state) = (&mut self.core, &mut self.state);
@@ -314,6 +350,10 @@ impl<S> Dispatcher<S> {
                 Event::Read(token) | Event::Write(token) | Event::Error(token) => {
                     if call(core, state, token, |r, cx| r.ready(event, cx)) {
                         dispatched += 1;
+                        #[cfg(debug_assertions)]
+                        if let Event::Read(token) = event {
+                            core.probe_after_read(token);
+                        }
                     } else {
                         trace!("{event:?}: socket removed earlier in the batch, dropped");
                     }
@@ -350,13 +390,15 @@ impl<S> Dispatcher<S> {
             }
             run_queued_work(core, state);
         }
+        #[cfg(feature = "stats")]
+        self.core.clock.turn_ends();
         if let Some(deadline) = self.core.stopping {
             if Instant::now() >= deadline {
                 self.close_all();
             }
             if self.core.sockets.is_empty() {
                 debug!("graceful stop complete");
-                self.core.stopping = None;
+                self.core.stop_ended();
             }
         }
         Ok(dispatched)
@@ -472,7 +514,9 @@ impl<S> Dispatcher<S> {
             self.turn(None)?;
         }
         self.run_queued_work();
-        self.core.stopping = None;
+        if self.core.stopping.is_some() {
+            self.core.stop_ended();
+        }
         Ok(())
     }
 
@@ -515,8 +559,16 @@ impl<S> Dispatcher<S> {
                 tokens.len()
             );
         }
+        #[cfg(feature = "stats")]
+        {
+            self.core.by_deadline = true;
+        }
         for token in tokens {
             let _ = self.core.remove(token);
+        }
+        #[cfg(feature = "stats")]
+        {
+            self.core.by_deadline = false;
         }
         run_hooks(&mut self.core, &mut self.state);
     }

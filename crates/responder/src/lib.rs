@@ -85,6 +85,8 @@ mod loops;
 mod registry;
 mod responder;
 mod sessions;
+#[cfg(feature = "stats")]
+mod stats;
 mod stream;
 
 pub use acceptor::{Acceptor, DEFAULT_ACCEPTS_PER_EVENT, DEFAULT_ACCEPT_PAUSE};
@@ -94,6 +96,8 @@ pub use dispatcher::{Dispatcher, Slot};
 pub use loops::{Handle, Loops, Server, Setup, Spread};
 pub use registry::Registry;
 pub use responder::{Action, Responder};
+#[cfg(feature = "stats")]
+pub use stats::{DispatcherStats, DrainReport, Drained, Histogram, ResponderStats};
 pub use sessions::{
     Peer, Session, SessionEnd, UdpSessions, DEFAULT_DATAGRAMS_PER_EVENT, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_DATAGRAM, DEFAULT_RECEIVE_BUFFER,

@@ -650,6 +650,9 @@ impl<C: Decoder, P> Stream<C, P> {
             }
             break;
         }
+        #[cfg(feature = "stats")]
+        cx.sockets
+            .note_stream(cx.token, self.out.queue.len(), self.paused());
         if self.out.queue.is_empty() {
             if self.out.ending == Ending::Shutdown {
                 // Decided while nothing was queued: send the end now.

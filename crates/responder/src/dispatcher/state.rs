@@ -30,6 +30,11 @@ pub struct Slot<S> {
     /// The count of open connections of the capped acceptor that accepted
     /// this socket: decremented when it closes.
     pub(crate) counted: Option<Rc<ConnectionCount>>,
+    /// The responder's type name, for logs and figures.
+    pub(crate) name: &'static str,
+    /// The responder's figures (feature `stats`).
+    #[cfg(feature = "stats")]
+    pub(crate) stats: crate::stats::SlotStats,
 }
 
 impl<S> Default for Slot<S> {
@@ -38,6 +43,9 @@ impl<S> Default for Slot<S> {
             responder: None,
             timers: Vec::new(),
             counted: None,
+            name: "(none)",
+            #[cfg(feature = "stats")]
+            stats: crate::stats::SlotStats::default(),
         }
     }
 }
@@ -103,6 +111,18 @@ pub(crate) struct LoopState<S> {
     pub(crate) batch: Vec<u8>,
     /// Sockets whose responder's `notified` hook is to run, each once.
     pub(crate) notified: VecDeque<Token>,
+    /// The handlers' clock and the loop's figures (feature `stats`).
+    #[cfg(feature = "stats")]
+    pub(crate) clock: crate::stats::Clock,
+    /// The graceful stop under way, as the drain report sees it.
+    #[cfg(feature = "stats")]
+    pub(crate) drain: crate::stats::Drain,
+    /// The last graceful stop's report.
+    #[cfg(feature = "stats")]
+    pub(crate) drain_report: Option<crate::stats::DrainReport>,
+    /// Sockets are being closed by the graceful stop's deadline.
+    #[cfg(feature = "stats")]
+    pub(crate) by_deadline: bool,
 }
 
 impl<S> LoopState<S> {
@@ -122,6 +142,14 @@ impl<S> LoopState<S> {
             scratch: Vec::new(),
             batch: Vec::new(),
             notified: VecDeque::new(),
+            #[cfg(feature = "stats")]
+            clock: crate::stats::Clock::default(),
+            #[cfg(feature = "stats")]
+            drain: crate::stats::Drain::default(),
+            #[cfg(feature = "stats")]
+            drain_report: None,
+            #[cfg(feature = "stats")]
+            by_deadline: false,
         }
     }
 
@@ -129,8 +157,17 @@ impl<S> LoopState<S> {
     /// responder's `closed` hook (unless the dispatcher holds the responder
     /// because it is being called: the dispatcher queues it after the call).
     pub(crate) fn remove(&mut self, token: Token) -> io::Result<()> {
+        #[cfg(feature = "stats")]
+        let bytes_out = match self.stopping {
+            Some(_) => self.sockets.socket_stats(token).map_or(0, |s| s.bytes_out),
+            None => 0,
+        };
         let (socket, slot) = self.sockets.remove(token)?;
         drop(socket);
+        #[cfg(feature = "stats")]
+        if self.stopping.is_some() {
+            self.drain.closed(token, &slot, bytes_out, self.by_deadline);
+        }
         if let Some(count) = slot.counted {
             let open = count.open.get().saturating_sub(1);
             count.open.set(open);
@@ -207,7 +244,9 @@ impl<S> LoopState<S> {
         if self.unattached == Some(token) {
             self.unattached = None;
         }
-        self.sockets.data_mut(token)?.responder = Some(Box::new(responder));
+        let slot = self.sockets.data_mut(token)?;
+        slot.responder = Some(Box::new(responder));
+        slot.name = std::any::type_name::<R>();
         self.registered.push_back(token);
         Ok(token)
     }
@@ -260,6 +299,45 @@ impl<S> LoopState<S> {
         self.scratch = buf;
     }
 
+    /// Debug builds: after a `Read` handler of `token`, warns (once per
+    /// socket) of a misuse the core's probe found.
+    #[cfg(debug_assertions)]
+    #[inline]
+    pub(crate) fn probe_after_read(&mut self, token: Token) {
+        if let Some(misuse) = self.sockets.probe_after_read(token) {
+            self.warn_misuse(token, misuse);
+        }
+    }
+
+    #[cfg(debug_assertions)]
+    #[cold]
+    fn warn_misuse(&self, token: Token, misuse: sockmux_core::Misuse) {
+        let name = self.sockets.data(token).map_or("(gone)", |slot| slot.name);
+        match misuse {
+            sockmux_core::Misuse::EdgeUndrained => log::warn!(
+                "{token} ({name}): edge mode, and its Read handler returned before a read \
+                 answered WouldBlock: bytes may be left that no event will announce \
+                 (read until WouldBlock, or keep the socket in level mode)"
+            ),
+            sockmux_core::Misuse::LevelSpin => log::warn!(
+                "{token} ({name}): {} Read events in a row, and its handler neither read \
+                 nor dropped read interest: the loop spins on it (read, or set an \
+                 interest without READABLE until it will)",
+                sockmux_core::SPIN_EVENTS
+            ),
+            other => log::warn!("{token} ({name}): {other:?}"),
+        }
+    }
+
+    /// A graceful stop is over: its report is made (feature `stats`).
+    pub(crate) fn stop_ended(&mut self) {
+        self.stopping = None;
+        #[cfg(feature = "stats")]
+        if let Some(report) = self.drain.end() {
+            self.drain_report = Some(report);
+        }
+    }
+
     /// Queues a call of `token`'s `notified` hook, unless one is queued.
     pub(crate) fn notify(&mut self, token: Token) {
         if !self.notified.contains(&token) {
@@ -306,15 +384,23 @@ pub(crate) fn call<S>(
         Ok(action) => match core.sockets.data_mut(token) {
             Ok(slot) => {
                 slot.responder = Some(responder);
+                #[cfg(feature = "stats")]
+                core.clock.charge(token, Some(slot));
                 if action == Action::Close {
                     trace!("{token}: closed by its responder");
                     let _ = core.remove(token);
                 }
             }
             // It removed its own socket during the call.
-            Err(_) => core.closing.push_back((token, responder)),
+            Err(_) => {
+                #[cfg(feature = "stats")]
+                core.clock.charge::<S>(token, None);
+                core.closing.push_back((token, responder));
+            }
         },
         Err(payload) => {
+            #[cfg(feature = "stats")]
+            core.clock.charge::<S>(token, None);
             error!(
                 "{token}: responder panicked: {}; closing its socket",
                 panic_message(&*payload)
@@ -373,6 +459,9 @@ pub(crate) fn run_queued_work<S>(core: &mut LoopState<S>, state: &mut S) {
 
 #[inline(never)]
 fn run_hooks_and_stop_requests<S>(core: &mut LoopState<S>, state: &mut S) {
+    // Hooks are timed from here, not from the last handler's return.
+    #[cfg(feature = "stats")]
+    core.clock.restart();
     loop {
         run_hooks(core, state);
         match core.stop_requested.take() {
@@ -394,6 +483,11 @@ pub(crate) fn start_graceful_stop<S>(core: &mut LoopState<S>, state: &mut S, gra
     );
     core.stopping = Some(deadline_after(grace));
     core.stops_begun += 1;
+    #[cfg(feature = "stats")]
+    {
+        core.drain.begin(&core.sockets);
+        core.clock.restart();
+    }
     let tokens: Vec<Token> = core.sockets.tokens().collect();
     for token in tokens {
         call(core, state, token, |r, cx| r.stop(cx));
@@ -418,6 +512,9 @@ pub(crate) fn run_hooks<S>(core: &mut LoopState<S>, state: &mut S) {
                 responder.closed(&mut cx);
                 drop(responder);
             }));
+            // Its time goes to no socket; the next call is timed from here.
+            #[cfg(feature = "stats")]
+            core.clock.restart();
             if let Err(payload) = result {
                 error!(
                     "{token}: responder panicked while closing: {}",
