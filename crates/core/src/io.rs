@@ -58,7 +58,10 @@ impl<D> Table<D> {
         let (entry, queue) = self.entry_and_queue(token)?;
         #[cfg(feature = "faults")]
         let mut f = |s: &mut Socket| call.run_io(|| f(s));
-        retry(entry, queue, Ready::from_interest(interest), |s| f(s))
+        let r = retry(entry, queue, Ready::from_interest(interest), |s| f(s))?;
+        #[cfg(feature = "stats")]
+        entry.stats.io_call(interest);
+        Ok(r)
     }
 
     /// Reads from a stream (TCP or Unix). `Ok(0)` with a non-empty buffer is
@@ -270,7 +273,10 @@ impl<D> Table<D> {
         let accept = Socket::accept;
         #[cfg(feature = "faults")]
         let accept = |s: &mut Socket| call.run_accept(|| s.accept());
-        retry(entry, queue, Ready::READABLE, accept)
+        let socket = retry(entry, queue, Ready::READABLE, accept)?;
+        #[cfg(feature = "stats")]
+        entry.stats.read(0);
+        Ok(socket)
     }
 
     /// Shuts down the read, write or both halves of a stream.
@@ -511,8 +517,6 @@ fn retry<D, R>(
 ) -> io::Result<R> {
     match f(&mut entry.socket) {
         Ok(r) => {
-            #[cfg(feature = "stats")]
-            entry.stats.called(clear, false);
             #[cfg(debug_assertions)]
             if clear.contains(Ready::READABLE) {
                 entry.probe.untouched = false;
@@ -539,16 +543,12 @@ fn retry_failed<D, R>(
     loop {
         match error.kind() {
             io::ErrorKind::Interrupted => match f(&mut entry.socket) {
-                Ok(r) => {
-                    #[cfg(feature = "stats")]
-                    entry.stats.called(clear, false);
-                    return Ok(r);
-                }
+                Ok(r) => return Ok(r),
                 Err(e) => error = e,
             },
             io::ErrorKind::WouldBlock => {
                 #[cfg(feature = "stats")]
-                entry.stats.called(clear, true);
+                entry.stats.would_block(clear);
                 #[cfg(debug_assertions)]
                 if clear.contains(Ready::READABLE) {
                     entry.probe.undrained = false;
@@ -557,11 +557,7 @@ fn retry_failed<D, R>(
                 queue.note_cleared(entry);
                 return Err(error);
             }
-            _ => {
-                #[cfg(feature = "stats")]
-                entry.stats.called(clear, false);
-                return Err(error);
-            }
+            _ => return Err(error),
         }
     }
 }

@@ -134,7 +134,7 @@ pub use signal::Signal;
 pub use socket::{IntoSocket, Socket};
 pub use sockets::Sockets;
 #[cfg(feature = "stats")]
-pub use stats::{LoopStats, SocketStats, EVENT_BUCKETS};
+pub use stats::{clock_ns, LoopStats, SocketStats, Ticks, EVENT_BUCKETS, FS_PER_NS};
 pub use table::Table;
 pub use timer::TimerId;
 pub use token::Token;

@@ -8,6 +8,177 @@ use std::time::{Duration, Instant};
 use crate::ready::Ready;
 use crate::{Sockets, Table, Token};
 
+/// The clock the figures are taken with: nanoseconds on the monotonic
+/// clock from an arbitrary start, as a plain integer (cheaper to read and
+/// subtract than an [`Instant`]: the figures read it once per handler
+/// call). Never goes back; comparable only within one process.
+///
+/// # Examples
+///
+/// ```
+/// let a = sockmux_core::clock_ns();
+/// let b = sockmux_core::clock_ns();
+/// assert!(b >= a);
+/// ```
+#[inline]
+#[must_use]
+pub fn clock_ns() -> u64 {
+    #[cfg(unix)]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid timespec to write; CLOCK_MONOTONIC exists
+        // on every Unix mio supports, so the call cannot fail.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        (ts.tv_sec as u64)
+            .wrapping_mul(1_000_000_000)
+            .wrapping_add(ts.tv_nsec as u64)
+    }
+    #[cfg(not(unix))]
+    {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        u64::try_from(START.get_or_init(Instant::now).elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+/// Femtoseconds in a nanosecond: the unit of [`Ticks::tick_fs`].
+pub const FS_PER_NS: u64 = 1_000_000;
+
+/// The clock of the handlers' times: the CPU's time-stamp counter where
+/// Linux itself keeps time with it (x86-64 with the `tsc` clock source,
+/// constant-rate and synchronised across cores; a read is one
+/// instruction), else [`clock_ns`]. Ticks become durations at the rate
+/// measured between the clock's creation and the conversion.
+///
+/// # Examples
+///
+/// ```
+/// use sockmux_core::Ticks;
+/// use std::time::Duration;
+///
+/// let ticks = Ticks::new();
+/// let start = ticks.now();
+/// std::thread::sleep(Duration::from_millis(20));
+/// let spent = Ticks::duration(ticks.now() - start, ticks.tick_fs());
+/// assert!(spent >= Duration::from_millis(19));
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Ticks {
+    tsc: bool,
+    start: u64,
+    start_ns: u64,
+}
+
+impl Default for Ticks {
+    fn default() -> Self {
+        Ticks::new()
+    }
+}
+
+impl Ticks {
+    /// A clock, started now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ticks = sockmux_core::Ticks::new();
+    /// assert!(ticks.now() >= ticks.now() - 1);
+    /// ```
+    #[must_use]
+    pub fn new() -> Ticks {
+        let tsc = tsc_is_the_clock();
+        Ticks {
+            tsc,
+            start: Ticks::read(tsc),
+            start_ns: clock_ns(),
+        }
+    }
+
+    #[inline(always)]
+    fn read(tsc: bool) -> u64 {
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        if tsc {
+            // SAFETY: RDTSC exists on every x86-64 processor and only reads
+            // a counter. (Safe to call in newer Rust releases, hence the
+            // allowance.)
+            #[allow(unused_unsafe)]
+            return unsafe { std::arch::x86_64::_rdtsc() };
+        }
+        let _ = tsc;
+        clock_ns()
+    }
+
+    /// The time now, in ticks (monotonic).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ticks = sockmux_core::Ticks::new();
+    /// let (a, b) = (ticks.now(), ticks.now());
+    /// assert!(b >= a);
+    /// ```
+    #[inline(always)]
+    #[must_use]
+    pub fn now(&self) -> u64 {
+        Ticks::read(self.tsc)
+    }
+
+    /// Femtoseconds per tick, as measured from the clock's creation to
+    /// now ([`FS_PER_NS`] when ticks are nanoseconds).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(sockmux_core::Ticks::new().tick_fs() > 0);
+    /// ```
+    #[must_use]
+    pub fn tick_fs(&self) -> u64 {
+        if !self.tsc {
+            return FS_PER_NS;
+        }
+        let ticks = self.now().wrapping_sub(self.start);
+        let ns = clock_ns().saturating_sub(self.start_ns);
+        if ticks == 0 || ns == 0 {
+            return FS_PER_NS;
+        }
+        u64::try_from(u128::from(ns) * u128::from(FS_PER_NS) / u128::from(ticks))
+            .unwrap_or(FS_PER_NS)
+            .max(1)
+    }
+
+    /// `ticks` as a duration, at `tick_fs` femtoseconds a tick.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sockmux_core::{Ticks, FS_PER_NS};
+    /// assert_eq!(Ticks::duration(1_500, FS_PER_NS).as_nanos(), 1_500);
+    /// ```
+    #[must_use]
+    pub fn duration(ticks: u64, tick_fs: u64) -> Duration {
+        let ns = u128::from(ticks) * u128::from(tick_fs) / u128::from(FS_PER_NS);
+        Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
+    }
+}
+
+/// Whether the kernel keeps time with the time-stamp counter.
+fn tsc_is_the_clock() -> bool {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    {
+        static TSC: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *TSC.get_or_init(|| {
+            std::fs::read_to_string(
+                "/sys/devices/system/clocksource/clocksource0/current_clocksource",
+            )
+            .is_ok_and(|s| s.trim() == "tsc")
+        })
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+    false
+}
+
 /// Buckets of [`LoopStats::events_per_poll`]: 0, 1, 2–3, 4–7, …,
 /// 512–1023, and 1024 or more.
 pub const EVENT_BUCKETS: usize = 12;
@@ -45,10 +216,12 @@ pub struct SocketStats {
     pub bytes_in: u64,
     /// Bytes written or sent through the table.
     pub bytes_out: u64,
-    /// Reads and receives that returned (bytes, a datagram, or the end of
-    /// the stream).
+    /// Reads, receives and accepts that returned (bytes, a datagram, the
+    /// end of the stream, a connection), and [`Table::io`] calls for
+    /// reading that returned.
     pub reads: u64,
-    /// Writes and sends that took bytes.
+    /// Writes and sends that took bytes, and [`Table::io`] calls for
+    /// writing that returned.
     pub writes: u64,
     /// Reads that answered `WouldBlock` right after a `Read` event.
     pub spurious_reads: u64,
@@ -172,9 +345,15 @@ pub(crate) struct EntryStats {
     pub(crate) writes: u64,
     pub(crate) spurious_reads: u64,
     pub(crate) spurious_writes: u64,
-    /// Kinds delivered as events with no I/O call of that kind since.
-    pub(crate) armed: Ready,
+    /// `reads` when the last `Read` event was delivered; [`NOT_ARMED`]
+    /// once a `WouldBlock` was counted.
+    reads_at_event: u64,
+    /// `writes` when the last `Write` event was delivered, likewise.
+    writes_at_event: u64,
 }
+
+/// [`EntryStats::reads_at_event`]: no event since the last spurious call.
+const NOT_ARMED: u64 = u64::MAX;
 
 impl EntryStats {
     pub(crate) fn new() -> EntryStats {
@@ -189,16 +368,22 @@ impl EntryStats {
             writes: 0,
             spurious_reads: 0,
             spurious_writes: 0,
-            armed: Ready::EMPTY,
+            reads_at_event: NOT_ARMED,
+            writes_at_event: NOT_ARMED,
         }
     }
 
     /// `Read` and/or `Write` events delivered (`kinds` has no ERROR).
     #[inline(always)]
     pub(crate) fn delivered(&mut self, kinds: Ready) {
-        self.read_events += u64::from(kinds.contains(Ready::READABLE));
-        self.write_events += u64::from(kinds.contains(Ready::WRITABLE));
-        self.armed.insert(kinds);
+        if kinds.contains(Ready::READABLE) {
+            self.read_events += 1;
+            self.reads_at_event = self.reads;
+        }
+        if kinds.contains(Ready::WRITABLE) {
+            self.write_events += 1;
+            self.writes_at_event = self.writes;
+        }
     }
 
     /// An `Error` event delivered.
@@ -207,16 +392,27 @@ impl EntryStats {
         self.error_events += 1;
     }
 
-    /// An I/O call of the kinds in `kinds` came back; `would_block` says
-    /// whether it answered `WouldBlock`.
-    #[inline(always)]
-    pub(crate) fn called(&mut self, kinds: Ready, would_block: bool) {
-        if would_block {
-            let armed = self.armed & kinds;
-            self.spurious_reads += u64::from(armed.contains(Ready::READABLE));
-            self.spurious_writes += u64::from(armed.contains(Ready::WRITABLE));
+    /// An I/O call of the kinds in `kinds` answered `WouldBlock`: spurious
+    /// if no call of its kind returned since the last event of that kind
+    /// (counted once per event).
+    #[inline]
+    pub(crate) fn would_block(&mut self, kinds: Ready) {
+        if kinds.contains(Ready::READABLE) && self.reads_at_event == self.reads {
+            self.spurious_reads += 1;
+            self.reads_at_event = NOT_ARMED;
         }
-        self.armed.remove(kinds);
+        if kinds.contains(Ready::WRITABLE) && self.writes_at_event == self.writes {
+            self.spurious_writes += 1;
+            self.writes_at_event = NOT_ARMED;
+        }
+    }
+
+    /// A call through [`Table::io`] returned: a read and/or a write call,
+    /// as its interest says (its bytes are not known).
+    #[inline]
+    pub(crate) fn io_call(&mut self, interest: crate::Interest) {
+        self.reads += u64::from(interest.is_readable());
+        self.writes += u64::from(interest.is_writable());
     }
 
     /// `n` bytes (or a datagram of `n` bytes) came in.
@@ -249,21 +445,24 @@ impl EntryStats {
     }
 }
 
-/// The counters kept by the loop.
+/// The counters kept by the loop ([`LoopStats`] but the times, kept in
+/// nanoseconds of [`clock_ns`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct LoopCounters {
     pub(crate) stats: LoopStats,
-    /// When the last poll returned.
-    pub(crate) last_return: Option<Instant>,
+    waiting_ns: u64,
+    busy_ns: u64,
+    /// When the last poll returned (0: no poll yet).
+    last_return: u64,
 }
 
 impl LoopCounters {
     /// A poll begins: the time since the last one returned was busy.
     #[inline]
-    pub(crate) fn poll_begins(&mut self) -> Instant {
-        let now = Instant::now();
-        if let Some(last) = self.last_return {
-            self.stats.busy += now.saturating_duration_since(last);
+    pub(crate) fn poll_begins(&mut self) -> u64 {
+        let now = clock_ns();
+        if self.last_return != 0 {
+            self.busy_ns += now.saturating_sub(self.last_return);
         }
         now
     }
@@ -271,10 +470,10 @@ impl LoopCounters {
     /// A poll that began at `start` returns `events` events, with `queued`
     /// sockets in the ready queue.
     #[inline]
-    pub(crate) fn poll_returns(&mut self, start: Instant, events: usize, queued: usize) {
-        let now = Instant::now();
-        self.stats.waiting += now.saturating_duration_since(start);
-        self.last_return = Some(now);
+    pub(crate) fn poll_returns(&mut self, start: u64, events: usize, queued: usize) {
+        let now = clock_ns();
+        self.waiting_ns += now.saturating_sub(start);
+        self.last_return = now.max(1);
         self.stats.polls += 1;
         self.stats.events += events as u64;
         self.stats.events_per_poll[LoopStats::bucket(events)] += 1;
@@ -349,6 +548,11 @@ impl<D> Sockets<D> {
     /// ```
     #[must_use]
     pub fn loop_stats(&self) -> LoopStats {
-        self.counters.stats
+        let c = &self.counters;
+        LoopStats {
+            waiting: Duration::from_nanos(c.waiting_ns),
+            busy: Duration::from_nanos(c.busy_ns),
+            ..c.stats
+        }
     }
 }

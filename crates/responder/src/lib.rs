@@ -96,12 +96,12 @@ pub use dispatcher::{Dispatcher, Slot};
 pub use loops::{Handle, Loops, Server, Setup, Spread};
 pub use registry::Registry;
 pub use responder::{Action, Responder};
-#[cfg(feature = "stats")]
-pub use stats::{DispatcherStats, DrainReport, Drained, Histogram, ResponderStats};
 pub use sessions::{
     Peer, Session, SessionEnd, UdpSessions, DEFAULT_DATAGRAMS_PER_EVENT, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_DATAGRAM, DEFAULT_RECEIVE_BUFFER,
 };
+#[cfg(feature = "stats")]
+pub use stats::{DispatcherStats, DrainReport, Drained, Histogram, ResponderStats};
 pub use stream::{
     CloseReason, Idle, Protocol, Stream, StreamIo, DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER,
     DEFAULT_READ_PER_EVENT,

@@ -9,19 +9,18 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use sockmux_core::{LoopStats, SocketStats, Token};
+use sockmux_core::{clock_ns, LoopStats, SocketStats, Ticks, Token};
 
 use crate::dispatcher::{LoopState, Slot};
-use crate::Registry;
 #[cfg(doc)]
 use crate::Dispatcher;
+use crate::Registry;
 
 /// Sub-buckets per power of two in a [`Histogram`].
 const SUB: usize = 4;
-/// Powers of two a [`Histogram`] spans, in nanoseconds: up to 2^40 ns
-/// (about 18 minutes); longer times go in the last bucket.
-const POWERS: usize = 40;
-const BUCKETS: usize = POWERS * SUB;
+/// Buckets of a [`Histogram`]: 4 per power of two up to 2^64 units; a
+/// power of two in length, so that a masked index needs no bounds check.
+const BUCKETS: usize = 256;
 
 /// A histogram of durations: buckets of a quarter of a power of two of
 /// nanoseconds each (so a quantile read from it is within 19% of the
@@ -44,14 +43,19 @@ const BUCKETS: usize = POWERS * SUB;
 #[derive(Clone, PartialEq, Eq)]
 pub struct Histogram {
     buckets: [u64; BUCKETS],
-    count: u64,
+    /// The unit the buckets count in, in femtoseconds: a nanosecond, or
+    /// the dispatcher's clock tick.
+    unit_fs: u64,
 }
+
+/// Femtoseconds in a nanosecond.
+const FS_PER_NS: u64 = sockmux_core::FS_PER_NS;
 
 impl Default for Histogram {
     fn default() -> Self {
         Histogram {
             buckets: [0; BUCKETS],
-            count: 0,
+            unit_fs: FS_PER_NS,
         }
     }
 }
@@ -59,7 +63,7 @@ impl Default for Histogram {
 impl fmt::Debug for Histogram {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Histogram")
-            .field("count", &self.count)
+            .field("count", &self.count())
             .field("p50", &self.quantile(0.5))
             .field("p99", &self.quantile(0.99))
             .finish()
@@ -67,26 +71,27 @@ impl fmt::Debug for Histogram {
 }
 
 impl Histogram {
-    /// The bucket of `ns` nanoseconds.
+    /// The bucket of `units`: 4 * the power of two below it, plus the next
+    /// two bits. Read off a float's exponent and mantissa, a handful of
+    /// instructions (0 counts as 1; above 2^24 the float's rounding may put
+    /// a value at the top of a bucket into the next).
     #[inline]
-    fn bucket(ns: u64) -> usize {
-        if ns < SUB as u64 {
-            return ns as usize;
-        }
-        let power = (u64::BITS - 1 - ns.leading_zeros()) as usize; // >= 2
-        let sub = ((ns >> (power - 2)) & (SUB as u64 - 1)) as usize;
-        (power * SUB + sub - SUB).min(BUCKETS - 1)
+    fn bucket(units: u64) -> usize {
+        // Below 2^63 the conversion is one instruction; the wrapping
+        // differences the dispatcher records always are.
+        let bits = (units.max(1) as i64 as f32).to_bits();
+        // Exponent (bias 127) and the mantissa's top two bits: 4 * 127 for
+        // 1. The mask changes nothing for the values that occur but spares
+        // the bounds check.
+        ((bits >> 21) as usize).wrapping_sub(4 * 127) & (BUCKETS - 1)
     }
 
-    /// The largest duration in bucket `i`, in nanoseconds.
+    /// The largest value in bucket `i`.
     fn upper(i: usize) -> u64 {
-        if i < SUB {
-            return i as u64;
-        }
-        let j = i + SUB;
-        let power = j / SUB;
-        let sub = (j % SUB) as u64;
-        ((SUB as u64 + sub + 1) << (power - 2)) - 1
+        let (power, sub) = (i / SUB, (i % SUB) as u128);
+        // The bucket ends (excluded) at 2^power * (5 + sub) / 4.
+        let end4 = (5 + sub) << power;
+        u64::try_from(end4.div_ceil(4) - 1).unwrap_or(u64::MAX)
     }
 
     /// Counts one duration.
@@ -100,9 +105,19 @@ impl Histogram {
     /// ```
     #[inline]
     pub fn record(&mut self, d: Duration) {
-        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.buckets[Histogram::bucket(ns)] += 1;
-        self.count += 1;
+        let units = d.as_nanos() * u128::from(FS_PER_NS) / u128::from(self.unit_fs.max(1));
+        self.record_units(u64::try_from(units).unwrap_or(u64::MAX));
+    }
+
+    #[inline]
+    fn record_units(&mut self, units: u64) {
+        self.buckets[Histogram::bucket(units)] += 1;
+    }
+
+    /// A duration in this histogram's units.
+    fn duration(&self, units: u64) -> Duration {
+        let ns = u128::from(units) * u128::from(self.unit_fs) / u128::from(FS_PER_NS);
+        Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
     }
 
     /// Durations counted.
@@ -114,7 +129,7 @@ impl Histogram {
     /// ```
     #[must_use]
     pub fn count(&self) -> u64 {
-        self.count
+        self.buckets.iter().sum()
     }
 
     /// The duration below which a fraction `q` (0 to 1) of the counted
@@ -131,18 +146,19 @@ impl Histogram {
     /// ```
     #[must_use]
     pub fn quantile(&self, q: f64) -> Duration {
-        if self.count == 0 {
+        let count = self.count();
+        if count == 0 {
             return Duration::ZERO;
         }
-        let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
+        let rank = ((q.clamp(0.0, 1.0) * count as f64).ceil() as u64).max(1);
         let mut seen = 0;
         for (i, &n) in self.buckets.iter().enumerate() {
             seen += n;
             if seen >= rank {
-                return Duration::from_nanos(Histogram::upper(i));
+                return self.duration(Histogram::upper(i));
             }
         }
-        Duration::from_nanos(Histogram::upper(BUCKETS - 1))
+        self.duration(Histogram::upper(BUCKETS - 1))
     }
 
     /// What was counted since `earlier` (an older copy of this
@@ -162,11 +178,13 @@ impl Histogram {
     /// ```
     #[must_use]
     pub fn since(&self, earlier: &Histogram) -> Histogram {
-        let mut out = Histogram::default();
+        let mut out = Histogram {
+            unit_fs: self.unit_fs,
+            ..Histogram::default()
+        };
         for (i, b) in out.buckets.iter_mut().enumerate() {
             *b = self.buckets[i].saturating_sub(earlier.buckets[i]);
         }
-        out.count = self.count.saturating_sub(earlier.count);
         out
     }
 }
@@ -247,48 +265,62 @@ pub struct DispatcherStats {
     pub sockets: usize,
 }
 
-/// A stream's queued bytes and pause, kept in its slot.
+/// A responder's figures, kept in its slot (handler times in ticks of
+/// [`Ticks`], pauses in nanoseconds of [`clock_ns`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct SlotStats {
     pub(crate) calls: u64,
-    pub(crate) time: Duration,
-    pub(crate) max: Duration,
+    pub(crate) time: u64,
+    pub(crate) max: u64,
     pub(crate) queued: usize,
-    pub(crate) paused: Duration,
-    pub(crate) paused_since: Option<Instant>,
+    pub(crate) paused: u64,
+    /// When the pause under way began (0: not paused).
+    pub(crate) paused_since: u64,
 }
 
 impl SlotStats {
     fn paused_now(&self) -> Duration {
-        self.paused + self.paused_since.map_or(Duration::ZERO, |t| t.elapsed())
+        let current = match self.paused_since {
+            0 => 0,
+            since => clock_ns().saturating_sub(since),
+        };
+        Duration::from_nanos(self.paused + current)
     }
 }
 
-/// The dispatcher's clock and counters.
+/// The dispatcher's clock and counters, in ticks of [`Ticks`].
 #[derive(Clone, Debug)]
 pub(crate) struct Clock {
+    ticks: Ticks,
     /// When the last handler returned (or the poll, or a hook run began).
-    pub(crate) mark: Instant,
-    turn_start: Instant,
-    turn_max: Option<(Token, &'static str, Duration)>,
+    mark: u64,
+    turn_start: u64,
+    /// The slowest call of the turn under way: its time, socket, type.
+    turn_max: u64,
+    turn_max_by: Option<(Token, &'static str)>,
     turns: u64,
     hist: Histogram,
-    time: Duration,
-    longest_turn: Duration,
-    longest_turn_by: Option<(Token, &'static str, Duration)>,
+    /// Handler time of the sockets closed so far, and of calls charged to
+    /// no socket (the open sockets' is in their slots).
+    closed_time: u64,
+    longest_turn: u64,
+    longest_turn_by: Option<(Token, &'static str, u64)>,
 }
 
 impl Default for Clock {
     fn default() -> Self {
-        let now = Instant::now();
+        let ticks = Ticks::new();
+        let now = ticks.now();
         Clock {
+            ticks,
             mark: now,
             turn_start: now,
-            turn_max: None,
+            turn_max: 0,
+            turn_max_by: None,
             turns: 0,
             hist: Histogram::default(),
-            time: Duration::ZERO,
-            longest_turn: Duration::ZERO,
+            closed_time: 0,
+            longest_turn: 0,
             longest_turn_by: None,
         }
     }
@@ -298,36 +330,49 @@ impl Clock {
     /// The poll returned: a turn's handlers begin.
     #[inline]
     pub(crate) fn turn_begins(&mut self) {
-        self.mark = Instant::now();
+        self.mark = self.ticks.now();
         self.turn_start = self.mark;
-        self.turn_max = None;
+        self.turn_max = 0;
+        self.turn_max_by = None;
     }
 
     /// The turn's handlers are done (as of the last one's return).
     #[inline]
     pub(crate) fn turn_ends(&mut self) {
         self.turns += 1;
-        let turn = self.mark.saturating_duration_since(self.turn_start);
+        let turn = self.mark.wrapping_sub(self.turn_start);
         if turn > self.longest_turn {
-            self.longest_turn = turn;
-            self.longest_turn_by = self.turn_max;
+            self.record_longest_turn(turn);
         }
+    }
+
+    #[cold]
+    fn record_longest_turn(&mut self, turn: u64) {
+        self.longest_turn = turn;
+        let slowest = self.turn_max;
+        self.longest_turn_by = self.turn_max_by.map(|(t, name)| (t, name, slowest));
+    }
+
+    /// A socket whose handlers took `time` in all closed.
+    #[inline]
+    pub(crate) fn closed(&mut self, slot: &SlotStats) {
+        self.closed_time += slot.time;
     }
 
     /// Starts timing from now (before hooks run outside a turn's events).
     #[inline]
     pub(crate) fn restart(&mut self) {
-        self.mark = Instant::now();
+        self.mark = self.ticks.now();
     }
 
     /// A responder call just returned: charges it the time since the mark.
     #[inline]
     pub(crate) fn charge<S>(&mut self, token: Token, slot: Option<&mut Slot<S>>) {
-        let now = Instant::now();
-        let spent = now.saturating_duration_since(self.mark);
+        let now = self.ticks.now();
+        // The clock is monotonic: never below the mark.
+        let spent = now.wrapping_sub(self.mark);
         self.mark = now;
-        self.hist.record(spent);
-        self.time += spent;
+        self.hist.record_units(spent);
         let name = match slot {
             Some(slot) => {
                 let s = &mut slot.stats;
@@ -336,11 +381,21 @@ impl Clock {
                 s.max = s.max.max(spent);
                 slot.name
             }
-            None => "(closed)",
+            None => {
+                self.closed_time += spent;
+                "(closed)"
+            }
         };
-        if self.turn_max.is_none_or(|(_, _, max)| spent > max) {
-            self.turn_max = Some((token, name, spent));
+        if spent > self.turn_max {
+            self.turn_max = spent;
+            self.turn_max_by = Some((token, name));
         }
+    }
+
+    /// A converter of ticks to durations, at the rate measured now.
+    fn durations(&self) -> impl Fn(u64) -> Duration {
+        let fs = self.ticks.tick_fs();
+        move |ticks| Ticks::duration(ticks, fs)
     }
 }
 
@@ -481,7 +536,11 @@ impl Drain {
                     d.queued_at_stop,
                     d.written,
                     d.cut_off,
-                    if d.by_deadline { ", closed by the deadline" } else { "" }
+                    if d.by_deadline {
+                        ", closed by the deadline"
+                    } else {
+                        ""
+                    }
                 );
             }
         }
@@ -534,7 +593,12 @@ impl<S> Registry<'_, S> {
     pub fn responder_stats(&self, token: Token) -> std::io::Result<ResponderStats> {
         let slot = self.core.sockets.data(token)?;
         let io = self.core.sockets.socket_stats(token)?;
-        Ok(responder_stats(token, slot, io))
+        Ok(responder_stats(
+            token,
+            slot,
+            io,
+            &self.core.clock.durations(),
+        ))
     }
 
     /// Every socket's figures, in slot order (feature `stats`): sort them
@@ -558,9 +622,10 @@ impl<S> Registry<'_, S> {
     /// ```
     pub fn all_responder_stats(&self) -> impl Iterator<Item = ResponderStats> + '_ {
         let sockets = &self.core.sockets;
+        let durations = self.core.clock.durations();
         sockets.all_socket_stats().filter_map(move |(token, io)| {
             let slot = sockets.data(token).ok()?;
-            Some(responder_stats(token, slot, io))
+            Some(responder_stats(token, slot, io, &durations))
         })
     }
 
@@ -570,10 +635,10 @@ impl<S> Registry<'_, S> {
             let s = &mut slot.stats;
             s.queued = queued;
             match (paused, s.paused_since) {
-                (true, None) => s.paused_since = Some(Instant::now()),
-                (false, Some(since)) => {
-                    s.paused += since.elapsed();
-                    s.paused_since = None;
+                (true, 0) => s.paused_since = clock_ns().max(1),
+                (false, since) if since != 0 => {
+                    s.paused += clock_ns().saturating_sub(since);
+                    s.paused_since = 0;
                 }
                 _ => {}
             }
@@ -581,14 +646,19 @@ impl<S> Registry<'_, S> {
     }
 }
 
-fn responder_stats<S>(token: Token, slot: &Slot<S>, io: SocketStats) -> ResponderStats {
+fn responder_stats<S>(
+    token: Token,
+    slot: &Slot<S>,
+    io: SocketStats,
+    durations: &impl Fn(u64) -> Duration,
+) -> ResponderStats {
     ResponderStats {
         token,
         responder: slot.name,
         io,
         handler_calls: slot.stats.calls,
-        handler_time: slot.stats.time,
-        handler_max: slot.stats.max,
+        handler_time: durations(slot.stats.time),
+        handler_max: durations(slot.stats.max),
         queued: slot.stats.queued,
         paused: slot.stats.paused_now(),
     }
@@ -597,13 +667,25 @@ fn responder_stats<S>(token: Token, slot: &Slot<S>, io: SocketStats) -> Responde
 impl<S> LoopState<S> {
     pub(crate) fn dispatcher_stats(&self) -> DispatcherStats {
         let c = &self.clock;
+        let durations = c.durations();
+        let open: u64 = self
+            .sockets
+            .tokens()
+            .filter_map(|t| self.sockets.data(t).ok())
+            .map(|slot| slot.stats.time)
+            .sum();
         DispatcherStats {
             core: self.sockets.loop_stats(),
             turns: c.turns,
-            handler_times: c.hist.clone(),
-            handler_time: c.time,
-            longest_turn: c.longest_turn,
-            longest_turn_by: c.longest_turn_by,
+            handler_times: Histogram {
+                unit_fs: c.ticks.tick_fs(),
+                ..c.hist.clone()
+            },
+            handler_time: durations(c.closed_time + open),
+            longest_turn: durations(c.longest_turn),
+            longest_turn_by: c
+                .longest_turn_by
+                .map(|(t, name, ticks)| (t, name, durations(ticks))),
             sockets: self.sockets.len(),
         }
     }
@@ -622,7 +704,7 @@ mod tests {
             last = b;
             if b < super::BUCKETS - 1 {
                 assert!(Histogram::upper(b) >= ns, "{ns} above bucket {b}'s top");
-                if b > 0 {
+                if b > 0 && ns < 1 << 24 {
                     assert!(Histogram::upper(b - 1) < ns, "{ns} fits bucket {}", b - 1);
                 }
             }

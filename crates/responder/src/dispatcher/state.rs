@@ -165,8 +165,11 @@ impl<S> LoopState<S> {
         let (socket, slot) = self.sockets.remove(token)?;
         drop(socket);
         #[cfg(feature = "stats")]
-        if self.stopping.is_some() {
-            self.drain.closed(token, &slot, bytes_out, self.by_deadline);
+        {
+            self.clock.closed(&slot.stats);
+            if self.stopping.is_some() {
+                self.drain.closed(token, &slot, bytes_out, self.by_deadline);
+            }
         }
         if let Some(count) = slot.counted {
             let open = count.open.get().saturating_sub(1);

@@ -21,6 +21,10 @@ const BASE_AGAIN: &str = "mio (A/A)";
 /// The sockmux rows, held to the bars.
 const TABLE_ROW: &str = "sockmux-core";
 const EXAMPLE_ROW: &str = "sockmux";
+/// The `tcp_echo` example built without the `stats` feature (the figures
+/// of docs/observability.md compiled out): in `--counts` runs, or when
+/// named.
+const EXAMPLE_NO_STATS_ROW: &str = "sockmux-nostats";
 /// The example on two loops, for the scaling rows (docs/scaling.md):
 /// spread by `SO_REUSEPORT`, and by the hand-off.
 const EXAMPLE_2_ROW: &str = "sockmux-2";
@@ -166,6 +170,17 @@ fn contenders(o: &Options, bin_dir: &Path) -> Vec<Contender> {
                 label: EXAMPLE_ROW.into(),
                 command: vec![path.display().to_string()],
             });
+            let named = o
+                .only
+                .as_ref()
+                .is_some_and(|only| only.iter().any(|s| s == EXAMPLE_NO_STATS_ROW));
+            let no_stats = bin_dir.join(NO_STATS_BINARY);
+            if (o.counts || named) && no_stats.exists() {
+                all.push(Contender {
+                    label: EXAMPLE_NO_STATS_ROW.into(),
+                    command: vec![no_stats.display().to_string()],
+                });
+            }
             // Two loops (`--threads 2`): the scaling rows, only when named.
             let two: [(&str, &[&str]); 2] = [
                 (EXAMPLE_2_ROW, &[]),
@@ -192,10 +207,18 @@ fn contenders(o: &Options, bin_dir: &Path) -> Vec<Contender> {
         ),
     }
     if let Some(only) = &o.only {
-        all.retain(|c| c.label == BASE || only.contains(&c.label));
+        all.retain(|c| {
+            c.label == BASE
+                || only.contains(&c.label)
+                || (c.label == EXAMPLE_NO_STATS_ROW && only.iter().any(|s| s == EXAMPLE_ROW))
+        });
     }
     all
 }
+
+/// Where the `tcp_echo` built without the `stats` feature is kept, under
+/// the binaries' directory.
+const NO_STATS_BINARY: &str = "examples/tcp_echo-nostats";
 
 /// The `tcp_echo` example binary, built here first when its source exists.
 fn tcp_echo(o: &Options, bin_dir: &Path) -> Option<PathBuf> {
@@ -204,6 +227,15 @@ fn tcp_echo(o: &Options, bin_dir: &Path) -> Option<PathBuf> {
         return None;
     }
     if o.build {
+        eprintln!("building the tcp_echo example without the stats feature ...");
+        let path = bin_dir.join("examples/tcp_echo");
+        if cargo_build(bin_dir, &["--example", "tcp_echo", "--no-default-features"]) {
+            if let Err(e) = std::fs::copy(&path, bin_dir.join(NO_STATS_BINARY)) {
+                eprintln!("note: keeping the tcp_echo built without stats failed: {e}");
+            }
+        } else {
+            eprintln!("note: `cargo build --example tcp_echo --no-default-features` failed");
+        }
         eprintln!("building the tcp_echo example ...");
         if !cargo_build(bin_dir, &["--example", "tcp_echo"]) {
             eprintln!("note: `cargo build --release --example tcp_echo` failed");
@@ -718,6 +750,23 @@ fn run_counts(
                 if i <= 1.25 * b { "met" } else { "NOT met" }
             ));
         }
+    }
+    let instructions = |label: &str| {
+        rows.iter()
+            .zip(&figures)
+            .find(|(c, _)| c.label == label)
+            .and_then(|(_, f)| f[0])
+    };
+    if let (Some(on), Some(off)) = (
+        instructions(EXAMPLE_ROW),
+        instructions(EXAMPLE_NO_STATS_ROW),
+    ) {
+        text.push_str(&format!(
+            "\nThe stats feature (docs/observability.md): {off:.0} instructions/request \
+             without it, {on:.0} with it: {:+.1}% (bar: at most +10%): {}\n",
+            (on / off - 1.0) * 100.0,
+            if on <= 1.10 * off { "met" } else { "NOT met" }
+        ));
     }
     println!("{text}");
     if let Some(path) = &o.table {
