@@ -35,3 +35,11 @@ pub mod guide {
 pub mod scaling {
     #![doc = include_str!("../docs/scaling.md")]
 }
+
+/// What the loop counts per socket and per loop (the `stats` feature), the
+/// drain report and the misuse warnings of debug builds
+/// (`docs/observability.md`; its Rust code runs as doctests).
+#[cfg(feature = "stats")]
+pub mod observability {
+    #![doc = include_str!("../docs/observability.md")]
+}

@@ -22,9 +22,9 @@ const SUB: usize = 4;
 /// power of two in length, so that a masked index needs no bounds check.
 const BUCKETS: usize = 256;
 
-/// A histogram of durations: buckets of a quarter of a power of two of
-/// nanoseconds each (so a quantile read from it is within 19% of the
-/// truth), fixed size, no allocation.
+/// A histogram of durations: four buckets per power of two (a quantile
+/// read from it is the top of its bucket, at most 25% above the truth),
+/// fixed size, no allocation.
 ///
 /// # Examples
 ///
