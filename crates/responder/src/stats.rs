@@ -276,6 +276,8 @@ pub(crate) struct SlotStats {
     pub(crate) paused: u64,
     /// When the pause under way began (0: not paused).
     pub(crate) paused_since: u64,
+    /// Bytes queued and bytes written in all when a graceful stop began.
+    pub(crate) at_stop: Option<(usize, u64)>,
 }
 
 impl SlotStats {
@@ -476,21 +478,20 @@ impl DrainReport {
 /// A graceful stop under way: what each socket had when it began.
 #[derive(Debug, Default)]
 pub(crate) struct Drain {
-    /// (token, queued, bytes out) when the stop began.
-    start: Vec<(Token, usize, u64)>,
     began: Option<Instant>,
     report: DrainReport,
 }
 
 impl Drain {
     /// A stop begins: notes every socket's queue and bytes out.
-    pub(crate) fn begin<S>(&mut self, sockets: &sockmux_core::Sockets<Slot<S>>) {
-        self.start.clear();
-        self.start.extend(sockets.tokens().filter_map(|t| {
-            let slot = sockets.data(t).ok()?;
-            let out = sockets.socket_stats(t).ok()?.bytes_out;
-            Some((t, slot.stats.queued, out))
-        }));
+    pub(crate) fn begin<S>(&mut self, sockets: &mut sockmux_core::Sockets<Slot<S>>) {
+        let tokens: Vec<Token> = sockets.tokens().collect();
+        for t in tokens {
+            let out = sockets.socket_stats(t).map_or(0, |s| s.bytes_out);
+            if let Ok(slot) = sockets.data_mut(t) {
+                slot.stats.at_stop = Some((slot.stats.queued, out));
+            }
+        }
         self.began = Some(Instant::now());
         self.report = DrainReport::default();
     }
@@ -506,11 +507,8 @@ impl Drain {
         if self.began.is_none() {
             return;
         }
-        let (queued_at_stop, out_at_stop) = self
-            .start
-            .iter()
-            .find(|&&(t, _, _)| t == token)
-            .map_or((0, 0), |&(_, q, o)| (q, o));
+        // A socket opened during the stop had nothing then.
+        let (queued_at_stop, out_at_stop) = slot.stats.at_stop.unwrap_or((0, 0));
         self.report.sockets.push(Drained {
             token,
             responder: slot.name,
@@ -524,7 +522,6 @@ impl Drain {
     /// The stop is over: the report, logged.
     pub(crate) fn end(&mut self) -> Option<DrainReport> {
         let began = self.began.take()?;
-        self.start.clear();
         let mut report = std::mem::take(&mut self.report);
         report.took = began.elapsed();
         for d in &report.sockets {

@@ -488,7 +488,7 @@ pub(crate) fn start_graceful_stop<S>(core: &mut LoopState<S>, state: &mut S, gra
     core.stops_begun += 1;
     #[cfg(feature = "stats")]
     {
-        core.drain.begin(&core.sockets);
+        core.drain.begin(&mut core.sockets);
         core.clock.restart();
     }
     let tokens: Vec<Token> = core.sockets.tokens().collect();
