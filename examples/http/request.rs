@@ -8,7 +8,8 @@
 //! it fits, the body, then written with one call. So a `GET /` allocates
 //! nothing. The answers to a pipelined batch are gathered (in a buffer
 //! each connection allocates once, when it first pipelines) and written
-//! together.
+//! together. `GET /metrics` (feature `stats`) is the exception: its body
+//! is formatted into a `String` per scrape.
 
 use std::cell::RefCell;
 use std::io;
@@ -42,6 +43,9 @@ pub(crate) struct Shared {
     pub(crate) connections: u64,
     /// Requests answered (errors included).
     pub(crate) requests: u64,
+    /// The bytes of the sockets, for `/metrics`.
+    #[cfg(feature = "stats")]
+    pub(crate) meter: crate::server::stats::Meter,
 }
 
 impl Shared {
@@ -51,6 +55,8 @@ impl Shared {
             date: CachedDate::now(),
             connections: 0,
             requests: 0,
+            #[cfg(feature = "stats")]
+            meter: crate::server::stats::Meter::default(),
         }
     }
 }
@@ -225,6 +231,15 @@ fn answer(request: &Request<'_>, frame: &[u8], io: &mut StreamIo<'_, '_, Shared>
             b"method not allowed",
         ),
         ("POST", "/echo") => return echo(r, &request.body, frame, io),
+        #[cfg(feature = "stats")]
+        ("GET" | "HEAD", "/metrics") => return metrics(r, io),
+        #[cfg(feature = "stats")]
+        (_, "/metrics") => r.error(
+            405,
+            b"Method Not Allowed",
+            b"Allow: GET, HEAD\r\n",
+            b"method not allowed",
+        ),
         (_, "/echo") => r.error(
             405,
             b"Method Not Allowed",
@@ -260,6 +275,36 @@ fn echo(mut r: Response, body: &Body, frame: &[u8], io: &mut StreamIo<'_, '_, Sh
             }
         }
     }
+}
+
+/// `GET /metrics`: the loop's figures in Prometheus' text format, then
+/// the server's own counters.
+#[cfg(feature = "stats")]
+fn metrics(mut r: Response, io: &mut StreamIo<'_, '_, Shared>) {
+    use std::fmt::Write as _;
+
+    let cx = &mut *io.cx;
+    let mut body = String::with_capacity(8 * 1024);
+    crate::server::stats::prometheus(&cx.sockets, &mut cx.state.meter, &mut body);
+    for (name, help, value) in [
+        (
+            "sockmux_http_connections_total",
+            "Connections accepted.",
+            cx.state.connections,
+        ),
+        (
+            "sockmux_http_requests_total",
+            "Requests answered, errors and this one included.",
+            cx.state.requests,
+        ),
+    ] {
+        let _ = write!(
+            body,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+        );
+    }
+    r.ok(b"text/plain; version=0.0.4", body.len());
+    r.send(body.as_bytes(), io);
 }
 
 /// Answers `error` and closes once it is written.

@@ -45,6 +45,8 @@ use sockmux::{
     Signal, Stream, StreamIo, TimerId, Token,
 };
 
+use crate::server::View;
+
 use crate::conn::{self, SWEEP};
 use crate::resp::{self, Args, Index, Resp};
 use crate::store::{execute, Flow, Store};
@@ -622,11 +624,13 @@ impl Responder<Shard> for Sweeper {
     }
 }
 
-/// Serves on `addr` with `loops` (more than one), each with a shard;
-/// returns when they have stopped (on a signal).
+/// Serves on `addr` with `loops` (more than one), each with a shard (and
+/// the live `view` asked for); returns when they have stopped (on a
+/// signal).
 pub(crate) fn run_loops(
     addr: impl ToSocketAddrs,
     loops: Loops,
+    view: View,
     signals: &[Signal],
     grace: Duration,
 ) -> io::Result<()> {
@@ -635,7 +639,7 @@ pub(crate) fn run_loops(
         .messages::<Msg>()
         .capacity(1024)
         .stop_on_signals(signals, grace)
-        .serve(addr, |setup| {
+        .serve(addr, move |setup| {
             let mut shard = Shard::new(setup.index(), setup.handles().to_vec());
             let holder = UdpSocket::bind("127.0.0.1:0")?;
             holder.set_nonblocking(true)?;
@@ -644,6 +648,7 @@ pub(crate) fn run_loops(
                     .sockets()
                     .register(holder, Interest::NONE, Sweeper { timer: None })?;
             shard.flusher = Some(flusher);
+            view.install_in(setup)?;
             setup.on_connection(|t: Token, cx: &mut Context<'_, Shard>| {
                 conn::no_delay(t, cx);
                 debug!("{t}: connected");
