@@ -80,7 +80,7 @@ fn main() -> ExitCode {
 }
 
 fn run(addr: impl ToSocketAddrs, view: View) -> io::Result<()> {
-    let mut dispatcher = Dispatcher::with_capacity(Shared::new(), 1024)?;
+    let mut dispatcher = Dispatcher::with_capacity(shared(), 1024)?;
     let listener = request::listen(&mut dispatcher, addr, IDLE)?;
     view.install(&mut dispatcher.sockets())?;
     eprintln!(
@@ -95,4 +95,23 @@ fn run(addr: impl ToSocketAddrs, view: View) -> io::Result<()> {
         shared.connections, shared.requests
     );
     Ok(())
+}
+
+/// The shared state, with `/metrics` served from the loop's figures
+/// (`server/stats.rs`).
+#[cfg(feature = "stats")]
+fn shared() -> Shared {
+    let mut meter = server::stats::Meter::default();
+    Shared {
+        metrics: Some(request::Metrics(Box::new(move |sockets, out| {
+            server::stats::prometheus(sockets, &mut meter, out);
+        }))),
+        ..Shared::new()
+    }
+}
+
+/// The shared state: no figures, no `/metrics`.
+#[cfg(not(feature = "stats"))]
+fn shared() -> Shared {
+    Shared::new()
 }

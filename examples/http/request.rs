@@ -8,8 +8,9 @@
 //! it fits, the body, then written with one call. So a `GET /` allocates
 //! nothing. The answers to a pipelined batch are gathered (in a buffer
 //! each connection allocates once, when it first pipelines) and written
-//! together. `GET /metrics` (feature `stats`) is the exception: its body
-//! is formatted into a `String` per scrape.
+//! together. `GET /metrics` is the exception: its body is formatted into
+//! a `String` per scrape, by the [`Metrics`] the program gave (`main.rs`:
+//! the loop's figures, with the `stats` feature; a 404 without).
 
 use std::cell::RefCell;
 use std::io;
@@ -19,8 +20,8 @@ use std::time::Duration;
 
 use log::debug;
 use sockmux::{
-    Acceptor, Action, CloseReason, Context, Dispatcher, Event, Idle, Protocol, Responder, Stream,
-    StreamIo, TimerId, Token,
+    Acceptor, Action, CloseReason, Context, Dispatcher, Event, Idle, Protocol, Registry, Responder,
+    Stream, StreamIo, TimerId, Token,
 };
 
 use crate::codec::{chunks, parse, Body, Head, Parsed, Request, RequestCodec, RequestError};
@@ -43,9 +44,21 @@ pub(crate) struct Shared {
     pub(crate) connections: u64,
     /// Requests answered (errors included).
     pub(crate) requests: u64,
-    /// The bytes of the sockets, for `/metrics`.
-    #[cfg(feature = "stats")]
-    pub(crate) meter: crate::server::stats::Meter,
+    /// What `GET /metrics` answers; `None`: 404.
+    pub(crate) metrics: Option<Metrics>,
+}
+
+/// Formats the figures `GET /metrics` serves (in Prometheus' text format)
+/// into the string, with the loop's sockets at hand.
+pub(crate) struct Metrics(pub(crate) Box<FormatMetrics>);
+
+/// The function of [`Metrics`].
+pub(crate) type FormatMetrics = dyn FnMut(&Registry<'_, Shared>, &mut String);
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
 }
 
 impl Shared {
@@ -55,8 +68,7 @@ impl Shared {
             date: CachedDate::now(),
             connections: 0,
             requests: 0,
-            #[cfg(feature = "stats")]
-            meter: crate::server::stats::Meter::default(),
+            metrics: None,
         }
     }
 }
@@ -231,10 +243,8 @@ fn answer(request: &Request<'_>, frame: &[u8], io: &mut StreamIo<'_, '_, Shared>
             b"method not allowed",
         ),
         ("POST", "/echo") => return echo(r, &request.body, frame, io),
-        #[cfg(feature = "stats")]
-        ("GET" | "HEAD", "/metrics") => return metrics(r, io),
-        #[cfg(feature = "stats")]
-        (_, "/metrics") => r.error(
+        ("GET" | "HEAD", "/metrics") if io.cx.state.metrics.is_some() => return metrics(r, io),
+        (_, "/metrics") if io.cx.state.metrics.is_some() => r.error(
             405,
             b"Method Not Allowed",
             b"Allow: GET, HEAD\r\n",
@@ -277,15 +287,16 @@ fn echo(mut r: Response, body: &Body, frame: &[u8], io: &mut StreamIo<'_, '_, Sh
     }
 }
 
-/// `GET /metrics`: the loop's figures in Prometheus' text format, then
-/// the server's own counters.
-#[cfg(feature = "stats")]
+/// `GET /metrics`: the figures of [`Shared::metrics`] in Prometheus' text
+/// format, then the server's own counters.
 fn metrics(mut r: Response, io: &mut StreamIo<'_, '_, Shared>) {
     use std::fmt::Write as _;
 
     let cx = &mut *io.cx;
     let mut body = String::with_capacity(8 * 1024);
-    crate::server::stats::prometheus(&cx.sockets, &mut cx.state.meter, &mut body);
+    if let Some(Metrics(format)) = cx.state.metrics.as_mut() {
+        format(&cx.sockets, &mut body);
+    }
     for (name, help, value) in [
         (
             "sockmux_http_connections_total",

@@ -95,7 +95,13 @@ fn main() -> ExitCode {
         if loops.count() == 1 {
             run(addr, view)
         } else {
-            shard::run_loops(addr, loops, view, &STOP_SIGNALS, GRACE)
+            shard::run_loops(
+                addr,
+                loops,
+                move |setup| view.install_in(setup),
+                &STOP_SIGNALS,
+                GRACE,
+            )
         }
     })
 }

@@ -42,10 +42,8 @@ use std::time::{Duration, Instant};
 use log::{debug, info};
 use sockmux::{
     Action, CloseReason, Context, Event, Handle, Interest, Loops, Protocol, Registry, Responder,
-    Signal, Stream, StreamIo, TimerId, Token,
+    Setup, Signal, Stream, StreamIo, TimerId, Token,
 };
-
-use crate::server::View;
 
 use crate::conn::{self, SWEEP};
 use crate::resp::{self, Args, Index, Resp};
@@ -624,13 +622,13 @@ impl Responder<Shard> for Sweeper {
     }
 }
 
-/// Serves on `addr` with `loops` (more than one), each with a shard (and
-/// the live `view` asked for); returns when they have stopped (on a
-/// signal).
+/// Serves on `addr` with `loops` (more than one), each with a shard, and
+/// calls `also` as each loop is set up (the live view, `main.rs`); returns
+/// when they have stopped (on a signal).
 pub(crate) fn run_loops(
     addr: impl ToSocketAddrs,
     loops: Loops,
-    view: View,
+    also: impl Fn(&mut Setup<'_, Shard, Msg>) -> io::Result<()> + Send + Sync + 'static,
     signals: &[Signal],
     grace: Duration,
 ) -> io::Result<()> {
@@ -648,7 +646,7 @@ pub(crate) fn run_loops(
                     .sockets()
                     .register(holder, Interest::NONE, Sweeper { timer: None })?;
             shard.flusher = Some(flusher);
-            view.install_in(setup)?;
+            also(setup)?;
             setup.on_connection(|t: Token, cx: &mut Context<'_, Shard>| {
                 conn::no_delay(t, cx);
                 debug!("{t}: connected");

@@ -50,12 +50,13 @@ pub enum Signal {
     /// letting its default action end the process:
     ///
     /// ```
-    /// use sockmux_core::{Event, Signal, Sockets};
+    /// use sockmux_core::{Signal, Sockets};
     ///
     /// let mut sockets = Sockets::new()?;
     /// sockets.watch_signals(&[Signal::User1])?;
     /// # #[cfg(unix)]
     /// # {
+    /// # use sockmux_core::Event;
     /// # let mut events = sockmux_core::Events::with_capacity(8);
     /// # // SAFETY: raise with a signal whose handler is installed above.
     /// # assert_eq!(unsafe { libc::raise(libc::SIGUSR1) }, 0);
