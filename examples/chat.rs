@@ -16,10 +16,19 @@
 //! handler leaves it in that loop's inboxes. Nothing is locked; only the
 //! count of members, for the welcome line, is shared (an atomic).
 //!
+//! With `--stats` it prints a line per second to the standard output
+//! (per loop,
+//! prefixed `[loop i]`, with several: connections, events/s, bytes/s in and out, how busy the loop was and
+//! the 99th percentile of handler time, over the last second); with
+//! `--stats-top`, also the ten busiest sockets every ten seconds; on
+//! SIGUSR1 either prints that table at once (the `stats` feature, on by
+//! default; `server/stats.rs`).
+//!
 //! ```text
 //! cargo run --example chat                      # 127.0.0.1:7070
 //! cargo run --example chat -- --port 0 --addr 0.0.0.0
 //! cargo run --example chat -- --threads 2       # two loops
+//! cargo run --example chat -- --stats-top       # the live view
 //! nc 127.0.0.1 7070                             # in two terminals
 //! ```
 
@@ -38,12 +47,17 @@ use sockmux::{
 };
 
 mod server;
+use server::View;
 
-const USAGE: &str = "usage: chat [--addr ADDR] [--port PORT] [--threads N] [--hand-off]\n\n\
+const USAGE: &str = "usage: chat [--addr ADDR] [--port PORT] [--threads N] [--hand-off]\n\
+    \x20           [--stats] [--stats-top]\n\n\
     A line chat on ADDR:PORT (default 127.0.0.1:7070; port 0 picks one):\n\
     every line a client sends goes to all the others. N event loops on N\n\
     threads (default 1); with --hand-off, loop 0 accepts and hands each\n\
-    connection to the least-loaded loop (the default off Linux).";
+    connection to the least-loaded loop (the default off Linux).\n\
+    --stats prints a line per second per loop (connections, events/s, bytes/s,\n\
+    loop busy, handler p99); --stats-top adds the ten busiest sockets every 10 s;\n\
+    SIGUSR1 prints that table at once.";
 
 /// Longest line accepted, newline excluded.
 const MAX_LINE: usize = 4096;
@@ -58,21 +72,22 @@ const GRACE: Duration = Duration::from_secs(2);
 const STOP_SIGNALS: [Signal; 2] = [Signal::Interrupt, Signal::Terminate];
 
 fn main() -> ExitCode {
-    server::main_threaded("chat", USAGE, 7070, |addr, loops| {
+    server::main_threaded("chat", USAGE, 7070, |addr, loops, view| {
         if loops.count() == 1 {
-            run(addr)
+            run(addr, view)
         } else {
-            run_loops(addr, loops)
+            run_loops(addr, loops, view)
         }
     })
 }
 
-fn run(addr: impl ToSocketAddrs) -> io::Result<()> {
+fn run(addr: impl ToSocketAddrs, view: View) -> io::Result<()> {
     let mut dispatcher = Dispatcher::new(Chat::default())?;
     // The library's `Acceptor` pauses the listener when descriptors run out.
     let listener = dispatcher
         .sockets()
         .listen_tcp(addr, Acceptor::new(member))?;
+    view.install(&mut dispatcher.sockets())?;
     eprintln!(
         "chat: listening on {}",
         dispatcher.sockets().local_addr(listener)?
@@ -81,8 +96,9 @@ fn run(addr: impl ToSocketAddrs) -> io::Result<()> {
     dispatcher.run()
 }
 
-/// `loops`, each with its members; lines cross loops as messages.
-fn run_loops(addr: impl ToSocketAddrs, loops: Loops) -> io::Result<()> {
+/// `loops`, each with its members (and live view); lines cross loops as
+/// messages.
+fn run_loops(addr: impl ToSocketAddrs, loops: Loops, view: View) -> io::Result<()> {
     let threads = loops.count();
     let everyone = Arc::new(AtomicUsize::new(0));
     let server = loops
@@ -98,6 +114,7 @@ fn run_loops(addr: impl ToSocketAddrs, loops: Loops) -> io::Result<()> {
                 said: Vec::new(),
             };
             setup.on_connection(member);
+            view.install_in(setup)?;
             setup.on_message(|line: Arc<[u8]>, chat: &mut Chat, sockets| {
                 chat.deliver(&line, None, sockets);
             });

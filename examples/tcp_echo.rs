@@ -22,12 +22,21 @@
 //! least-loaded loop. Ctrl-C stops them all, each flushing its own; the
 //! counters are summed at the end.
 //!
+//! With `--stats` it prints a line per second to the standard output (per
+//! loop, prefixed `[loop i]`, with several): connections, events/s,
+//! bytes/s in and out, how busy the loop was and the 99th percentile of
+//! handler time, all over the last second; with `--stats-top`, also the
+//! ten busiest sockets every ten seconds; on SIGUSR1 either prints that
+//! table at once (the `stats` feature, on by default; `server/stats.rs`).
+//!
 //! ```text
 //! cargo run --example tcp_echo                          # 127.0.0.1:7777
 //! cargo run --example tcp_echo -- --addr 0.0.0.0 --port 0
 //! cargo run --release --example tcp_echo -- --threads 2 # two loops
 //! cargo run --release --example tcp_echo -- --threads 2 --hand-off
 //! RUST_LOG=debug cargo run --example tcp_echo           # connections, pauses, stops
+//! cargo run --release --example tcp_echo -- --stats-top # the live view
+//! kill -USR1 $(pgrep tcp_echo)                          # its table, now
 //! nc 127.0.0.1 7777                                     # then type lines
 //! ```
 
@@ -43,11 +52,16 @@ use sockmux::{
 };
 
 mod server;
+use server::View;
 
-const USAGE: &str = "usage: tcp_echo [--addr ADDR] [--port PORT] [--threads N] [--hand-off]\n\n\
+const USAGE: &str = "usage: tcp_echo [--addr ADDR] [--port PORT] [--threads N] [--hand-off]\n\
+    \x20               [--stats] [--stats-top]\n\n\
     Echoes every TCP connection on ADDR:PORT (default 127.0.0.1:7777; port 0 picks one),\n\
     with N event loops on N threads (default 1); with --hand-off, loop 0 accepts\n\
-    and hands each connection to the least-loaded loop (the default off Linux).";
+    and hands each connection to the least-loaded loop (the default off Linux).\n\
+    --stats prints a line per second per loop (connections, events/s, bytes/s,\n\
+    loop busy, handler p99); --stats-top adds the ten busiest sockets every 10 s;\n\
+    SIGUSR1 prints that table at once.";
 
 /// How long a graceful stop may take.
 const GRACE: Duration = Duration::from_secs(5);
@@ -56,21 +70,22 @@ const GRACE: Duration = Duration::from_secs(5);
 const STOP_SIGNALS: [Signal; 2] = [Signal::Interrupt, Signal::Terminate];
 
 fn main() -> ExitCode {
-    server::main_threaded("tcp_echo", USAGE, 7777, |addr, loops| {
+    server::main_threaded("tcp_echo", USAGE, 7777, |addr, loops, view| {
         if loops.count() == 1 {
-            run(addr)
+            run(addr, view)
         } else {
-            run_loops(addr, loops)
+            run_loops(addr, loops, view)
         }
     })
 }
 
-fn run(addr: impl ToSocketAddrs) -> io::Result<()> {
+fn run(addr: impl ToSocketAddrs, view: View) -> io::Result<()> {
     // Room for 1024 connections up front: their slots are allocated once.
     let mut dispatcher = Dispatcher::with_capacity(Stats::default(), 1024)?;
     let listener = dispatcher
         .sockets()
         .listen_tcp(addr, Acceptor::new(connection))?;
+    view.install(&mut dispatcher.sockets())?;
     eprintln!(
         "tcp_echo: listening on {}",
         dispatcher.sockets().local_addr(listener)?
@@ -81,14 +96,15 @@ fn run(addr: impl ToSocketAddrs) -> io::Result<()> {
     Ok(())
 }
 
-/// `loops` serving `addr`, each with its own [`Stats`].
-fn run_loops(addr: impl ToSocketAddrs, loops: Loops) -> io::Result<()> {
+/// `loops` serving `addr`, each with its own [`Stats`] (and live view).
+fn run_loops(addr: impl ToSocketAddrs, loops: Loops, view: View) -> io::Result<()> {
     let threads = loops.count();
     let server = loops
         .capacity(1024)
         .stop_on_signals(&STOP_SIGNALS, GRACE)
-        .serve(addr, |setup| {
+        .serve(addr, move |setup| {
             setup.on_connection(connection);
+            view.install_in(setup)?;
             Ok(Stats::default())
         })?;
     let addr = server.local_addr().expect("serve listens");

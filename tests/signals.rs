@@ -1,5 +1,6 @@
 //! Row 18 of docs/reliability.md, signals: SIGTERM, SIGHUP and SIGINT arrive
-//! as events; a server told to stop by SIGTERM mid-transfer drains what it
+//! as events, and SIGUSR1 (the examples' `--stats-top` table) reaches every
+//! loop that watches it; a server told to stop by SIGTERM mid-transfer drains what it
 //! has and stops; SIGPIPE, even at its default disposition, never kills the
 //! process.
 //!
@@ -18,6 +19,7 @@ fn main() {
         }
         util::harness::run_tests(util::harness::tests![unix:
             raised_signals_arrive_as_events,
+            sigusr1_reaches_every_table_that_watches_it,
             a_responder_gets_the_signals_it_watches,
             sigterm_mid_transfer_drains_and_stops,
             sigpipe_at_default_never_kills_on_a_reset_peer,
@@ -64,6 +66,32 @@ mod unix {
             assert_eq!(seen, vec![Event::Signal(want)], "exactly the one signal");
         }
         println!("ok: SIGTERM, SIGHUP and SIGINT arrive as events");
+    }
+
+    /// SIGUSR1 arrives as `Signal::User1`, once, in each of two tables
+    /// that watch it (as each loop of a `--threads 2` example does), and
+    /// does not end the process (its default action would).
+    pub(crate) fn sigusr1_reaches_every_table_that_watches_it() {
+        let mut first = Sockets::new().unwrap();
+        let mut second = Sockets::new().unwrap();
+        let mut events = Events::with_capacity(8);
+        first.watch_signals(&[Signal::User1]).unwrap();
+        second.watch_signals(&[Signal::User1]).unwrap();
+        // SAFETY: raise with a signal number whose handler is installed.
+        assert_eq!(unsafe { libc::raise(libc::SIGUSR1) }, 0);
+        for sockets in [&mut first, &mut second] {
+            let mut seen = Vec::new();
+            poll_until(sockets, &mut events, LIMIT, |_, e| {
+                seen.push(e);
+                e == Event::Signal(Signal::User1)
+            });
+            assert_eq!(
+                seen,
+                vec![Event::Signal(Signal::User1)],
+                "exactly the one signal"
+            );
+        }
+        println!("ok: SIGUSR1 arrives as Signal::User1 in both tables");
     }
 
     /// `Context::watch_signals` subscribes the responder that calls it: a

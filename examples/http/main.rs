@@ -19,6 +19,21 @@
 //!   its `Content-Length` or chunk sizes, before it arrives), 431 for a
 //!   head over 8 KiB or 64 headers (once that much is seen, never
 //!   buffered further), 505 for versions other than 1.0 and 1.1.
+//! * `GET`/`HEAD /metrics` (the `stats` feature, on by default): the
+//!   loop's figures in Prometheus' text format (version 0.0.4): counters
+//!   of polls, events, turns, timers, bytes, busy and waiting time;
+//!   gauges of sockets, connections, utilisation and the ready queue; the
+//!   events per poll as a histogram and the handler time as a summary; and
+//!   the requests and connections this server counted. The server runs
+//!   one loop, so these are the whole server's. (The bytes are read from
+//!   the open sockets at each scrape: a connection opened and closed
+//!   between two scrapes is not counted.)
+//!
+//! With `--stats` it prints a line per second to the standard output
+//! (connections, events/s, bytes/s in and out, how busy the loop was and
+//! the 99th percentile of handler time, over the last second); with
+//! `--stats-top`, also the ten busiest sockets every ten seconds; on
+//! SIGUSR1 either prints that table at once (`server/stats.rs`).
 //!
 //! Ctrl-C (or SIGTERM) stops gracefully: the listener closes, answers
 //! already queued are flushed, then connections close.
@@ -28,6 +43,8 @@
 //! cargo run --example http -- --addr 0.0.0.0 --port 0
 //! curl -i http://127.0.0.1:8080/json
 //! curl --data-binary 'hi' http://127.0.0.1:8080/echo
+//! curl http://127.0.0.1:8080/metrics
+//! cargo run --example http -- --stats               # the live view
 //! ```
 
 use std::io;
@@ -44,10 +61,14 @@ mod request;
 mod server;
 
 use request::Shared;
+use server::View;
 
-const USAGE: &str = "usage: http [--addr ADDR] [--port PORT]\n\n\
+const USAGE: &str = "usage: http [--addr ADDR] [--port PORT] [--stats] [--stats-top]\n\n\
     An HTTP/1.1 server on ADDR:PORT (default 127.0.0.1:8080; port 0 picks one):\n\
-    GET / and /json, POST /echo.";
+    GET / and /json, POST /echo, GET /metrics (Prometheus text).\n\
+    --stats prints a line per second (connections, events/s, bytes/s, loop busy,\n\
+    handler p99); --stats-top adds the ten busiest sockets every 10 s; SIGUSR1\n\
+    prints that table at once.";
 
 /// How long a graceful stop may take.
 const GRACE: Duration = Duration::from_secs(5);
@@ -55,12 +76,13 @@ const GRACE: Duration = Duration::from_secs(5);
 const IDLE: Duration = Duration::from_secs(30);
 
 fn main() -> ExitCode {
-    server::main("http", USAGE, 8080, |addr| run(addr))
+    server::main("http", USAGE, 8080, |addr, view| run(addr, view))
 }
 
-fn run(addr: impl ToSocketAddrs) -> io::Result<()> {
-    let mut dispatcher = Dispatcher::with_capacity(Shared::new(), 1024)?;
+fn run(addr: impl ToSocketAddrs, view: View) -> io::Result<()> {
+    let mut dispatcher = Dispatcher::with_capacity(shared(), 1024)?;
     let listener = request::listen(&mut dispatcher, addr, IDLE)?;
+    view.install(&mut dispatcher.sockets())?;
     eprintln!(
         "http: listening on {}",
         dispatcher.sockets().local_addr(listener)?
@@ -73,4 +95,23 @@ fn run(addr: impl ToSocketAddrs) -> io::Result<()> {
         shared.connections, shared.requests
     );
     Ok(())
+}
+
+/// The shared state, with `/metrics` served from the loop's figures
+/// (`server/stats.rs`).
+#[cfg(feature = "stats")]
+fn shared() -> Shared {
+    let mut meter = server::stats::Meter::default();
+    Shared {
+        metrics: Some(request::Metrics(Box::new(move |sockets, out| {
+            server::stats::prometheus(sockets, &mut meter, out);
+        }))),
+        ..Shared::new()
+    }
+}
+
+/// The shared state: no figures, no `/metrics`.
+#[cfg(not(feature = "stats"))]
+fn shared() -> Shared {
+    Shared::new()
 }

@@ -8,7 +8,9 @@
 //! it fits, the body, then written with one call. So a `GET /` allocates
 //! nothing. The answers to a pipelined batch are gathered (in a buffer
 //! each connection allocates once, when it first pipelines) and written
-//! together.
+//! together. `GET /metrics` is the exception: its body is formatted into
+//! a `String` per scrape, by the [`Metrics`] the program gave (`main.rs`:
+//! the loop's figures, with the `stats` feature; a 404 without).
 
 use std::cell::RefCell;
 use std::io;
@@ -18,8 +20,8 @@ use std::time::Duration;
 
 use log::debug;
 use sockmux::{
-    Acceptor, Action, CloseReason, Context, Dispatcher, Event, Idle, Protocol, Responder, Stream,
-    StreamIo, TimerId, Token,
+    Acceptor, Action, CloseReason, Context, Dispatcher, Event, Idle, Protocol, Registry, Responder,
+    Stream, StreamIo, TimerId, Token,
 };
 
 use crate::codec::{chunks, parse, Body, Head, Parsed, Request, RequestCodec, RequestError};
@@ -42,6 +44,21 @@ pub(crate) struct Shared {
     pub(crate) connections: u64,
     /// Requests answered (errors included).
     pub(crate) requests: u64,
+    /// What `GET /metrics` answers; `None`: 404.
+    pub(crate) metrics: Option<Metrics>,
+}
+
+/// Formats the figures `GET /metrics` serves (in Prometheus' text format)
+/// into the string, with the loop's sockets at hand.
+pub(crate) struct Metrics(pub(crate) Box<FormatMetrics>);
+
+/// The function of [`Metrics`].
+pub(crate) type FormatMetrics = dyn FnMut(&Registry<'_, Shared>, &mut String);
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
 }
 
 impl Shared {
@@ -51,6 +68,7 @@ impl Shared {
             date: CachedDate::now(),
             connections: 0,
             requests: 0,
+            metrics: None,
         }
     }
 }
@@ -225,6 +243,13 @@ fn answer(request: &Request<'_>, frame: &[u8], io: &mut StreamIo<'_, '_, Shared>
             b"method not allowed",
         ),
         ("POST", "/echo") => return echo(r, &request.body, frame, io),
+        ("GET" | "HEAD", "/metrics") if io.cx.state.metrics.is_some() => return metrics(r, io),
+        (_, "/metrics") if io.cx.state.metrics.is_some() => r.error(
+            405,
+            b"Method Not Allowed",
+            b"Allow: GET, HEAD\r\n",
+            b"method not allowed",
+        ),
         (_, "/echo") => r.error(
             405,
             b"Method Not Allowed",
@@ -260,6 +285,37 @@ fn echo(mut r: Response, body: &Body, frame: &[u8], io: &mut StreamIo<'_, '_, Sh
             }
         }
     }
+}
+
+/// `GET /metrics`: the figures of [`Shared::metrics`] in Prometheus' text
+/// format, then the server's own counters.
+fn metrics(mut r: Response, io: &mut StreamIo<'_, '_, Shared>) {
+    use std::fmt::Write as _;
+
+    let cx = &mut *io.cx;
+    let mut body = String::with_capacity(8 * 1024);
+    if let Some(Metrics(format)) = cx.state.metrics.as_mut() {
+        format(&cx.sockets, &mut body);
+    }
+    for (name, help, value) in [
+        (
+            "sockmux_http_connections_total",
+            "Connections accepted.",
+            cx.state.connections,
+        ),
+        (
+            "sockmux_http_requests_total",
+            "Requests answered, errors and this one included.",
+            cx.state.requests,
+        ),
+    ] {
+        let _ = write!(
+            body,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+        );
+    }
+    r.ok(b"text/plain; version=0.0.4", body.len());
+    r.send(body.as_bytes(), io);
 }
 
 /// Answers `error` and closes once it is written.

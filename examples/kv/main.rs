@@ -37,11 +37,20 @@
 //! and `FLUSHDB` run on every loop. One loop, the default, is the plain
 //! single-threaded server. docs/scaling.md has the design and its cost.
 //!
+//! With `--stats` it prints a line per second to the standard output
+//! (per loop,
+//! prefixed `[loop i]`, with several: connections, events/s, bytes/s in and out, how busy the loop was and
+//! the 99th percentile of handler time, over the last second); with
+//! `--stats-top`, also the ten busiest sockets every ten seconds; on
+//! SIGUSR1 either prints that table at once (the `stats` feature, on by
+//! default; `server/stats.rs`).
+//!
 //! ```text
 //! cargo run --example kv                           # 127.0.0.1:6380
 //! cargo run --example kv -- --addr 0.0.0.0 --port 0
 //! cargo run --example kv -- --threads 2          # two loops, two shards
 //! RUST_LOG=debug cargo run --example kv            # connections, errors, sweeps
+//! cargo run --example kv -- --stats-top            # the live view
 //! redis-cli -p 6380 set greeting hello             # then: redis-cli -p 6380
 //! redis-benchmark -p 6380 -t ping,set,get,incr,mset -q
 //! ```
@@ -60,14 +69,20 @@ mod server;
 mod shard;
 mod store;
 
+use server::View;
+
 use store::Store;
 
-const USAGE: &str = "usage: kv [--addr ADDR] [--port PORT] [--threads N] [--hand-off]\n\n\
+const USAGE: &str = "usage: kv [--addr ADDR] [--port PORT] [--threads N] [--hand-off]\n\
+    \x20         [--stats] [--stats-top]\n\n\
     A Redis-protocol key-value server on ADDR:PORT (default 127.0.0.1:6380; port 0 picks one).\n\
     N event loops on N threads (default 1), each owning a shard of the keys\n\
     (commands on another loop's keys are forwarded to it); with --hand-off,\n\
     loop 0 accepts and hands each connection to the least-loaded loop (the\n\
-    default off Linux).";
+    default off Linux).\n\
+    --stats prints a line per second per loop (connections, events/s, bytes/s,\n\
+    loop busy, handler p99); --stats-top adds the ten busiest sockets every 10 s;\n\
+    SIGUSR1 prints that table at once.";
 
 /// How long a graceful stop may take.
 const GRACE: Duration = Duration::from_secs(5);
@@ -76,18 +91,25 @@ const GRACE: Duration = Duration::from_secs(5);
 const STOP_SIGNALS: [Signal; 2] = [Signal::Interrupt, Signal::Terminate];
 
 fn main() -> ExitCode {
-    server::main_threaded("kv", USAGE, 6380, |addr, loops| {
+    server::main_threaded("kv", USAGE, 6380, |addr, loops, view| {
         if loops.count() == 1 {
-            run(addr)
+            run(addr, view)
         } else {
-            shard::run_loops(addr, loops, &STOP_SIGNALS, GRACE)
+            shard::run_loops(
+                addr,
+                loops,
+                move |setup| view.install_in(setup),
+                &STOP_SIGNALS,
+                GRACE,
+            )
         }
     })
 }
 
-fn run(addr: impl ToSocketAddrs) -> io::Result<()> {
+fn run(addr: impl ToSocketAddrs, view: View) -> io::Result<()> {
     let mut dispatcher = Dispatcher::with_capacity(Store::new(), 1024)?;
     let listener = conn::listen(&mut dispatcher, addr)?;
+    view.install(&mut dispatcher.sockets())?;
     eprintln!(
         "kv: listening on {}",
         dispatcher.sockets().local_addr(listener)?

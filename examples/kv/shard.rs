@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use log::{debug, info};
 use sockmux::{
     Action, CloseReason, Context, Event, Handle, Interest, Loops, Protocol, Registry, Responder,
-    Signal, Stream, StreamIo, TimerId, Token,
+    Setup, Signal, Stream, StreamIo, TimerId, Token,
 };
 
 use crate::conn::{self, SWEEP};
@@ -622,11 +622,13 @@ impl Responder<Shard> for Sweeper {
     }
 }
 
-/// Serves on `addr` with `loops` (more than one), each with a shard;
-/// returns when they have stopped (on a signal).
+/// Serves on `addr` with `loops` (more than one), each with a shard, and
+/// calls `also` as each loop is set up (the live view, `main.rs`); returns
+/// when they have stopped (on a signal).
 pub(crate) fn run_loops(
     addr: impl ToSocketAddrs,
     loops: Loops,
+    also: impl Fn(&mut Setup<'_, Shard, Msg>) -> io::Result<()> + Send + Sync + 'static,
     signals: &[Signal],
     grace: Duration,
 ) -> io::Result<()> {
@@ -635,7 +637,7 @@ pub(crate) fn run_loops(
         .messages::<Msg>()
         .capacity(1024)
         .stop_on_signals(signals, grace)
-        .serve(addr, |setup| {
+        .serve(addr, move |setup| {
             let mut shard = Shard::new(setup.index(), setup.handles().to_vec());
             let holder = UdpSocket::bind("127.0.0.1:0")?;
             holder.set_nonblocking(true)?;
@@ -644,6 +646,7 @@ pub(crate) fn run_loops(
                     .sockets()
                     .register(holder, Interest::NONE, Sweeper { timer: None })?;
             shard.flusher = Some(flusher);
+            also(setup)?;
             setup.on_connection(|t: Token, cx: &mut Context<'_, Shard>| {
                 conn::no_delay(t, cx);
                 debug!("{t}: connected");

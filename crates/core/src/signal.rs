@@ -1,5 +1,5 @@
-//! Process signals as events: SIGINT, SIGTERM and SIGHUP on Unix (through
-//! signal-hook-mio), Ctrl-C on Windows (through ctrlc and the loop's waker).
+//! Process signals as events: SIGINT, SIGTERM, SIGHUP and SIGUSR1 on Unix
+//! (through signal-hook-mio), Ctrl-C on Windows (through ctrlc and the loop's waker).
 
 use std::io;
 
@@ -18,6 +18,10 @@ use crate::Sockets;
 /// | `Interrupt` | SIGINT | Ctrl-C, Ctrl-Break |
 /// | `Terminate` | SIGTERM | never raised |
 /// | `Hangup` | SIGHUP | never raised |
+/// | `User1` | SIGUSR1 | never raised |
+///
+/// On Windows, watching `Terminate`, `Hangup` or `User1` succeeds and does
+/// nothing: those events never come.
 ///
 /// # Examples
 ///
@@ -36,16 +40,53 @@ pub enum Signal {
     Terminate,
     /// The terminal hung up, or by convention "reload": SIGHUP.
     Hangup,
+    /// The first user-defined signal: SIGUSR1 (`kill -USR1 PID`), by
+    /// convention "report your state". Unix only: on Windows it can be
+    /// watched but is never raised.
+    ///
+    /// # Examples
+    ///
+    /// A program that prints its figures on SIGUSR1 watches it instead of
+    /// letting its default action end the process:
+    ///
+    /// ```
+    /// use sockmux_core::{Signal, Sockets};
+    ///
+    /// let mut sockets = Sockets::new()?;
+    /// sockets.watch_signals(&[Signal::User1])?;
+    /// # #[cfg(unix)]
+    /// # {
+    /// # use sockmux_core::Event;
+    /// # let mut events = sockmux_core::Events::with_capacity(8);
+    /// # // SAFETY: raise with a signal whose handler is installed above.
+    /// # assert_eq!(unsafe { libc::raise(libc::SIGUSR1) }, 0);
+    /// # let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    /// # let mut seen = false;
+    /// # while !seen && std::time::Instant::now() < deadline {
+    /// #     sockets.poll(&mut events, Some(std::time::Duration::from_millis(100)))?;
+    /// #     seen = events.iter().any(|e| e == Event::Signal(Signal::User1));
+    /// # }
+    /// # assert!(seen, "SIGUSR1 arrives as an event");
+    /// # }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    User1,
 }
 
 impl Signal {
-    pub(crate) const ALL: [Signal; 3] = [Signal::Interrupt, Signal::Terminate, Signal::Hangup];
+    pub(crate) const ALL: [Signal; 4] = [
+        Signal::Interrupt,
+        Signal::Terminate,
+        Signal::Hangup,
+        Signal::User1,
+    ];
 
     pub(crate) const fn bit(self) -> u8 {
         match self {
             Signal::Interrupt => 1,
             Signal::Terminate => 2,
             Signal::Hangup => 4,
+            Signal::User1 => 8,
         }
     }
 }
@@ -91,7 +132,7 @@ mod imp {
     use std::io;
     use std::os::raw::c_int;
 
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
     use signal_hook_mio::v1_0::Signals;
 
     pub(crate) struct Watch {
@@ -109,6 +150,7 @@ mod imp {
             Signal::Interrupt => SIGINT,
             Signal::Terminate => SIGTERM,
             Signal::Hangup => SIGHUP,
+            Signal::User1 => SIGUSR1,
         }
     }
 
@@ -166,6 +208,8 @@ mod imp {
             Ok(Watch { interrupted })
         }
 
+        /// Only Ctrl-C exists: watching `Terminate`, `Hangup` or `User1` is
+        /// a documented no-op (see [`Signal`]).
         pub(crate) fn add(&mut self, _signal: Signal) -> io::Result<()> {
             Ok(())
         }
