@@ -9,10 +9,8 @@
 //! (a UDP socket on `127.0.0.1:0` with no interest, as the `kv` example's
 //! sweeper). Each loop has its own, which reads that loop's figures: a
 //! figure over the last second is the difference of two snapshots a
-//! second apart. Nothing here runs per event; each second allocates only
-//! if the number of sockets grew (the [`Meter`]'s map).
+//! second apart. Nothing here runs per event.
 
-use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::io::{self, Write as _};
 use std::net::UdpSocket;
@@ -33,20 +31,14 @@ const TOP: usize = 10;
 /// Width of the table's responder column.
 const NAME_WIDTH: usize = 30;
 
-/// The bytes a loop's sockets moved, for rates and counters.
+/// The bytes a loop's sockets moved and its open connections, for rates,
+/// counters and gauges.
 ///
-/// The table counts bytes per socket, and a socket's count leaves with it,
-/// so the meter keeps what it saw of each socket at its last update and
-/// adds what each grew by since. A socket that opened and closed between
-/// two updates (a second apart with `--stats`, a scrape apart for
-/// `/metrics`) is missed, and so are the bytes a socket moved between the
-/// last update and its close.
+/// The bytes are the loop's totals (`LoopStats::bytes_in`/`bytes_out`),
+/// which keep what closed sockets moved: exact, however short-lived the
+/// connections.
 #[derive(Debug, Default)]
 pub(crate) struct Meter {
-    /// Each socket's (bytes in, bytes out) at the last update.
-    seen: HashMap<Token, (u64, u64)>,
-    /// The next `seen`, kept to reuse its allocation.
-    next: HashMap<Token, (u64, u64)>,
     /// Bytes in, in all, as of the last update.
     bytes_in: u64,
     /// Bytes out, in all, as of the last update.
@@ -56,21 +48,19 @@ pub(crate) struct Meter {
 }
 
 impl Meter {
-    /// Reads every socket's bytes and adds what they grew by.
+    /// Reads the loop's bytes and counts its open connections.
     pub(crate) fn update<S>(&mut self, sockets: &Registry<'_, S>) {
-        self.next.clear();
-        self.connections = 0;
-        for (token, io) in sockets.all_socket_stats() {
-            let (was_in, was_out) = self.seen.get(&token).copied().unwrap_or((0, 0));
-            self.bytes_in += io.bytes_in.saturating_sub(was_in);
-            self.bytes_out += io.bytes_out.saturating_sub(was_out);
-            self.next.insert(token, (io.bytes_in, io.bytes_out));
-            let stream = sockets
-                .socket(token)
-                .is_ok_and(|s| s.kind().ends_with("stream"));
-            self.connections += usize::from(stream);
-        }
-        std::mem::swap(&mut self.seen, &mut self.next);
+        let core = sockets.dispatcher_stats().core;
+        self.bytes_in = core.bytes_in;
+        self.bytes_out = core.bytes_out;
+        self.connections = sockets
+            .tokens()
+            .filter(|&t| {
+                sockets
+                    .socket(t)
+                    .is_ok_and(|s| s.kind().ends_with("stream"))
+            })
+            .count();
     }
 }
 
@@ -355,7 +345,7 @@ fn short_type_name(name: &str, width: usize) -> String {
 /// format (version 0.0.4): counters (`_total`), gauges, the events per
 /// poll as a histogram (cumulative `le` buckets), and the handler time as
 /// a summary (quantiles in seconds, `_sum`, `_count`). `meter` counts the
-/// bytes (see [`Meter`] for what it misses).
+/// bytes.
 #[allow(dead_code)] // only the http example serves it
 pub(crate) fn prometheus<S>(sockets: &Registry<'_, S>, meter: &mut Meter, out: &mut String) {
     meter.update(sockets);
@@ -382,14 +372,12 @@ pub(crate) fn prometheus<S>(sockets: &Registry<'_, S>, meter: &mut Meter, out: &
         ("sockmux_wakes_total", "Wake events delivered.", c.wakes),
         (
             "sockmux_bytes_received_total",
-            "Bytes read by the loop's sockets (as of each scrape: a socket opened and \
-             closed between two scrapes is missed).",
+            "Bytes read by the loop's sockets, closed ones included.",
             meter.bytes_in,
         ),
         (
             "sockmux_bytes_sent_total",
-            "Bytes written by the loop's sockets (as of each scrape: a socket opened and \
-             closed between two scrapes is missed).",
+            "Bytes written by the loop's sockets, closed ones included.",
             meter.bytes_out,
         ),
     ];

@@ -211,6 +211,8 @@ impl<D> Sockets<D> {
     /// ```
     pub fn remove(&mut self, token: Token) -> io::Result<(Socket, D)> {
         let mut entry = self.table.remove(token)?;
+        #[cfg(feature = "stats")]
+        self.counters.closed(&entry.stats);
         #[cfg(feature = "faults")]
         crate::hooks::removed(&self.table.hooks, token);
         if let Err(e) = self.selector.deregister(&mut entry.socket) {

@@ -290,6 +290,16 @@ pub struct LoopStats {
     pub wakes: u64,
     /// `Signal` events delivered.
     pub signals: u64,
+    /// Bytes read or received through every socket of the loop, those
+    /// closed since included.
+    pub bytes_in: u64,
+    /// Bytes written or sent through every socket of the loop, those
+    /// closed since included.
+    pub bytes_out: u64,
+    /// Sockets that entered the table (registered, added, accepted).
+    pub sockets_opened: u64,
+    /// Sockets that left it.
+    pub sockets_closed: u64,
     /// Sockets in the ready queue when the last poll returned (sockets
     /// with readiness to report, or just served).
     pub ready_queue: usize,
@@ -453,11 +463,22 @@ pub(crate) struct LoopCounters {
     pub(crate) stats: LoopStats,
     waiting_ns: u64,
     busy_ns: u64,
+    /// Bytes of the sockets closed so far.
+    closed_in: u64,
+    closed_out: u64,
     /// When the last poll returned (0: no poll yet).
     last_return: u64,
 }
 
 impl LoopCounters {
+    /// A socket left the table: its bytes stay in the loop's.
+    #[inline]
+    pub(crate) fn closed(&mut self, entry: &EntryStats) {
+        self.closed_in += entry.bytes_in;
+        self.closed_out += entry.bytes_out;
+        self.stats.sockets_closed += 1;
+    }
+
     /// A poll begins: the time since the last one returned was busy.
     #[inline]
     pub(crate) fn poll_begins(&mut self) -> u64 {
@@ -538,7 +559,8 @@ impl<D> Table<D> {
 }
 
 impl<D> Sockets<D> {
-    /// The loop's figures (feature `stats`).
+    /// The loop's figures (feature `stats`). Reading them walks the table
+    /// once (for the bytes of the open sockets).
     ///
     /// # Examples
     ///
@@ -550,9 +572,15 @@ impl<D> Sockets<D> {
     #[must_use]
     pub fn loop_stats(&self) -> LoopStats {
         let c = &self.counters;
+        let (open_in, open_out) = self.table.slab.iter().fold((0, 0), |(i, o), (_, e)| {
+            (i + e.stats.bytes_in, o + e.stats.bytes_out)
+        });
         LoopStats {
             waiting: Duration::from_nanos(c.waiting_ns),
             busy: Duration::from_nanos(c.busy_ns),
+            bytes_in: c.closed_in + open_in,
+            bytes_out: c.closed_out + open_out,
+            sockets_opened: c.stats.sockets_closed + self.table.slab.len() as u64,
             ..c.stats
         }
     }
