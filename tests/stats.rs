@@ -95,7 +95,9 @@ fn a_read_that_finds_nothing_after_a_read_event_is_spurious() {
         .unwrap();
     sockets.send(client, b"stolen").unwrap();
     let mut events = Events::with_capacity(8);
-    poll_until(&mut sockets, &mut events, LIMIT, |_, e| e == Event::Read(server));
+    poll_until(&mut sockets, &mut events, LIMIT, |_, e| {
+        e == Event::Read(server)
+    });
     let mut raw = [MaybeUninit::<u8>::uninit(); 64];
     let n = socket2::SockRef::from(sockets.socket(server).unwrap())
         .recv(&mut raw)
@@ -123,7 +125,10 @@ fn core_loop_figures_count_polls_events_timers_and_wakes() {
     let other = thread::spawn(move || waker.wake().unwrap());
     let deadline = Instant::now() + LIMIT;
     while !(fired && woken) {
-        assert!(Instant::now() < deadline, "no timer and wake-up in {LIMIT:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no timer and wake-up in {LIMIT:?}"
+        );
         sockets
             .poll(&mut events, Some(Duration::from_millis(20)))
             .unwrap();
@@ -138,8 +143,16 @@ fn core_loop_figures_count_polls_events_timers_and_wakes() {
     let stats = sockets.loop_stats();
     assert_eq!(stats.polls, polls, "{stats:?}");
     assert_eq!(stats.events, delivered, "{stats:?}");
-    assert_eq!(stats.events_per_poll.iter().sum::<u64>(), polls, "{stats:?}");
-    assert_eq!((stats.timers_scheduled, stats.timers_fired), (1, 1), "{stats:?}");
+    assert_eq!(
+        stats.events_per_poll.iter().sum::<u64>(),
+        polls,
+        "{stats:?}"
+    );
+    assert_eq!(
+        (stats.timers_scheduled, stats.timers_fired),
+        (1, 1),
+        "{stats:?}"
+    );
     assert!(stats.wakes >= 1, "{stats:?}");
     assert_eq!(stats.signals, 0);
     check_utilisation(&stats);
@@ -162,7 +175,9 @@ fn events_per_poll_fall_in_their_log2_bucket() {
     let mut want = Vec::new();
     for _ in 0..3 {
         let t = sockets.connect_udp(addr).unwrap();
-        sockets.set_interest(t, sockmux::Interest::WRITABLE).unwrap();
+        sockets
+            .set_interest(t, sockmux::Interest::WRITABLE)
+            .unwrap();
         want.push(t);
     }
     let deadline = Instant::now() + LIMIT;
@@ -177,7 +192,11 @@ fn events_per_poll_fall_in_their_log2_bucket() {
         }
     };
     let stats = sockets.loop_stats();
-    assert_eq!(stats.events_per_poll[LoopStats::bucket(n)], 1, "{n}: {stats:?}");
+    assert_eq!(
+        stats.events_per_poll[LoopStats::bucket(n)],
+        1,
+        "{n}: {stats:?}"
+    );
     assert_eq!(stats.events_per_poll.iter().sum::<u64>(), stats.polls);
     assert_eq!(stats.events, n as u64);
     assert!(stats.ready_queue_max >= 1, "{stats:?}");
@@ -202,7 +221,8 @@ impl sockmux::Responder<Counts> for Sleeper {
     fn ready(&mut self, event: Event, cx: &mut Context<'_, Counts>) -> Action {
         if event == Event::Read(cx.token) {
             let mut buf = [0; 64];
-            cx.state.slow += recv_to_would_block(&mut buf, |b| cx.sockets.recv(cx.token, b), |_| {});
+            cx.state.slow +=
+                recv_to_would_block(&mut buf, |b| cx.sockets.recv(cx.token, b), |_| {});
             thread::sleep(NAP);
         }
         Action::Continue
@@ -232,7 +252,10 @@ struct Counts {
 #[test]
 fn a_handler_that_sleeps_is_the_max_the_longest_turn_and_the_top() {
     let mut dispatcher = Dispatcher::new(Counts::default()).unwrap();
-    let slow = dispatcher.sockets().bind_udp("127.0.0.1:0", Sleeper).unwrap();
+    let slow = dispatcher
+        .sockets()
+        .bind_udp("127.0.0.1:0", Sleeper)
+        .unwrap();
     let quick = dispatcher.sockets().bind_udp("127.0.0.1:0", Quick).unwrap();
     let peer = util::udp_peer();
     let slow_addr = dispatcher.sockets().local_addr(slow).unwrap();
@@ -281,7 +304,6 @@ fn a_handler_that_sleeps_is_the_max_the_longest_turn_and_the_top() {
     top.sort_by_key(|s| std::cmp::Reverse(s.handler_time));
     assert_eq!(top[0].token, slow, "{top:?}");
     assert_eq!(top[1].token, quick, "{top:?}");
-    drop(sockets);
     assert_eq!(dispatcher.stats(), dispatcher.sockets().dispatcher_stats());
 }
 
@@ -322,7 +344,10 @@ impl sockmux::Responder<Ticks> for Ticker {
 #[test]
 fn dispatcher_figures_count_turns_polls_timers_and_wakes() {
     let mut dispatcher = Dispatcher::new(Ticks::default()).unwrap();
-    dispatcher.sockets().bind_udp("127.0.0.1:0", Ticker).unwrap();
+    dispatcher
+        .sockets()
+        .bind_udp("127.0.0.1:0", Ticker)
+        .unwrap();
     let mut turns = 0u64;
     let deadline = Instant::now() + LIMIT;
     while dispatcher.state().timers < 3 {
@@ -343,7 +368,11 @@ fn dispatcher_figures_count_turns_polls_timers_and_wakes() {
     assert_eq!(d.turns, turns, "{d:?}");
     assert_eq!(d.core.polls, turns, "{d:?}");
     assert_eq!(d.core.events_per_poll.iter().sum::<u64>(), d.core.polls);
-    assert_eq!((d.core.timers_scheduled, d.core.timers_fired), (3, 3), "{d:?}");
+    assert_eq!(
+        (d.core.timers_scheduled, d.core.timers_fired),
+        (3, 3),
+        "{d:?}"
+    );
     assert_eq!(d.core.wakes, dispatcher.state().wakes as u64, "{d:?}");
     assert!(d.core.events >= 4, "{d:?}");
     // The registered hook, three timers and the wake-up at least.

@@ -11,8 +11,8 @@ use std::io::ErrorKind;
 use std::net::TcpStream;
 
 use sockmux::{
-    Acceptor, Action, Context, Dispatcher, Event, Events, Protocol, Raw, Sockets, Stream,
-    StreamIo, Token,
+    Acceptor, Action, Context, Dispatcher, Event, Events, Protocol, Raw, Sockets, Stream, StreamIo,
+    Token,
 };
 
 mod util;
@@ -164,7 +164,12 @@ fn the_core_figures_allocate_nothing() {
             one(&mut sockets);
             black_box(sockets.loop_stats());
             black_box(sockets.socket_stats(server).unwrap());
-            black_box(sockets.all_socket_stats().map(|(_, s)| s.reads).sum::<u64>());
+            black_box(
+                sockets
+                    .all_socket_stats()
+                    .map(|(_, s)| s.reads)
+                    .sum::<u64>(),
+            );
         }
     });
     assert_eq!(n, 0);
