@@ -215,12 +215,16 @@ fn an_undrained_edge_mode_socket_is_reported_once() {
     peer.send(b"one").unwrap();
     peer.send(b"two").unwrap();
     turn_until(&mut dispatcher, LIMIT, |d| d.state().datagrams >= 1);
-    // More datagrams, more edges, more events: still one warning.
-    for i in 0..5 {
-        peer.send(b"more").unwrap();
-        turn_until(&mut dispatcher, LIMIT, |d| d.state().datagrams >= 2 + i);
+    // More datagrams, more edges, more events: still one warning. Not on
+    // Windows: there an undrained socket gets no new edge, even for new
+    // data (docs/windows.md), which is what the warning is about.
+    if cfg!(not(windows)) {
+        for i in 0..5 {
+            peer.send(b"more").unwrap();
+            turn_until(&mut dispatcher, LIMIT, |d| d.state().datagrams >= 2 + i);
+        }
+        assert!(dispatcher.state().events >= 6);
     }
-    assert!(dispatcher.state().events >= 6);
     assert_one_warning_or_none(t, "HalfReader", EDGE);
     if cfg!(debug_assertions) {
         let line = &warnings_about(t, "HalfReader")[0];
