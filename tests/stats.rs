@@ -389,6 +389,8 @@ struct Conns {
     tokens: Vec<Token>,
     paused: usize,
     resumed: usize,
+    /// Each closed connection's bytes never sent, as its protocol heard.
+    unsent: Vec<usize>,
 }
 
 /// Echoes every chunk; counts pauses and resumes.
@@ -405,6 +407,10 @@ impl Protocol<Conns> for Echo {
 
     fn resumed(&mut self, io: &mut StreamIo<'_, '_, Conns>) {
         io.cx.state.resumed += 1;
+    }
+
+    fn closed(&mut self, _: sockmux::CloseReason, unsent: usize, cx: &mut Context<'_, Conns>) {
+        cx.state.unsent.push(unsent);
     }
 }
 
@@ -567,4 +573,29 @@ fn a_graceful_stop_reports_what_the_deadline_cut_off() {
     // for about the grace (a generous lower bound, for a loaded machine).
     assert!(report.took >= grace / 2, "{report:?}");
     drop(client);
+}
+
+/// A stream that closes itself during the stop with bytes still queued
+/// (its client reset the connection: the flush fails) cut those bytes off
+/// as surely as the deadline would: the report says so, with the count
+/// its protocol was told.
+#[test]
+fn a_graceful_stop_reports_what_a_reset_cut_off() {
+    let (mut dispatcher, mut client, conn) = echo_server();
+    flood_until_paused(&mut dispatcher, &mut client);
+    let queued = dispatcher.sockets().responder_stats(conn).unwrap().queued;
+    util::reset(client);
+    dispatcher.stop_gracefully(LIMIT).unwrap();
+    let unsent = dispatcher.state().unsent.clone();
+    assert_eq!(unsent.len(), 1, "{unsent:?}");
+    assert!(unsent[0] > 0, "{unsent:?}");
+    let report = dispatcher.drain_report().expect("a report");
+    let d = report
+        .sockets
+        .iter()
+        .find(|d| d.token == conn)
+        .unwrap_or_else(|| panic!("{conn} not in {report:?}"));
+    assert_eq!(d.queued_at_stop, queued, "{d:?}");
+    assert!(!d.by_deadline, "{d:?}");
+    assert_eq!(d.cut_off, unsent[0], "{d:?}: the protocol was told {unsent:?}");
 }
