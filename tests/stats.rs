@@ -597,5 +597,8 @@ fn a_graceful_stop_reports_what_a_reset_cut_off() {
         .unwrap_or_else(|| panic!("{conn} not in {report:?}"));
     assert_eq!(d.queued_at_stop, queued, "{d:?}");
     assert!(!d.by_deadline, "{d:?}");
-    assert_eq!(d.cut_off, unsent[0], "{d:?}: the protocol was told {unsent:?}");
+    assert_eq!(
+        d.cut_off, unsent[0],
+        "{d:?}: the protocol was told {unsent:?}"
+    );
 }
