@@ -514,7 +514,7 @@ impl Drain {
             responder: slot.name,
             queued_at_stop,
             written: bytes_out.saturating_sub(out_at_stop),
-            cut_off: if by_deadline { slot.stats.queued } else { 0 },
+            cut_off: slot.stats.queued,
             by_deadline,
         });
     }
