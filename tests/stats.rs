@@ -75,12 +75,25 @@ fn udp_datagrams_and_bytes_are_counted_on_both_sides() {
         (of(client).writes, of(client).bytes_out),
         (sent.writes, sent.bytes_out)
     );
-    // A stale token has no figures.
+    // The loop's totals: both sockets' bytes.
+    let before = sockets.loop_stats();
+    assert_eq!(
+        (before.bytes_in, before.bytes_out),
+        (total as u64, total as u64)
+    );
+    assert_eq!((before.sockets_opened, before.sockets_closed), (2, 0));
+    // A stale token has no figures, but its bytes stay in the loop's.
     let (_, ()) = sockets.remove(client).unwrap();
     assert_eq!(
         sockets.socket_stats(client).unwrap_err().kind(),
         ErrorKind::NotFound
     );
+    let after = sockets.loop_stats();
+    assert_eq!(
+        (after.bytes_in, after.bytes_out),
+        (total as u64, total as u64)
+    );
+    assert_eq!((after.sockets_opened, after.sockets_closed), (2, 1));
 }
 
 /// A `Read` event whose datagram is taken behind the table's back: the
