@@ -49,8 +49,9 @@ pub const FS_PER_NS: u64 = 1_000_000;
 /// The clock of the handlers' times: the CPU's time-stamp counter where
 /// Linux itself keeps time with it (x86-64 with the `tsc` clock source,
 /// constant-rate and synchronised across cores; a read is one
-/// instruction), else [`clock_ns`]. Ticks become durations at the rate
-/// measured between the clock's creation and the conversion.
+/// instruction), else [`clock_ns`]. The counter's rate is measured once
+/// per process, against the monotonic clock over 5 ms, when the first
+/// clock is made; so the same ticks always make the same duration.
 ///
 /// # Examples
 ///
@@ -67,8 +68,8 @@ pub const FS_PER_NS: u64 = 1_000_000;
 #[derive(Clone, Copy, Debug)]
 pub struct Ticks {
     tsc: bool,
-    start: u64,
-    start_ns: u64,
+    /// Femtoseconds per tick.
+    fs: u64,
 }
 
 impl Default for Ticks {
@@ -78,7 +79,8 @@ impl Default for Ticks {
 }
 
 impl Ticks {
-    /// A clock, started now.
+    /// A clock (the first one of a process on the time-stamp counter takes
+    /// 5 ms, to measure its rate).
     ///
     /// # Examples
     ///
@@ -89,11 +91,12 @@ impl Ticks {
     /// ```
     #[must_use]
     pub fn new() -> Ticks {
-        let tsc = tsc_is_the_clock();
-        Ticks {
-            tsc,
-            start: Ticks::read(tsc),
-            start_ns: clock_ns(),
+        match tsc_rate() {
+            Some(fs) => Ticks { tsc: true, fs },
+            None => Ticks {
+                tsc: false,
+                fs: FS_PER_NS,
+            },
         }
     }
 
@@ -101,11 +104,7 @@ impl Ticks {
     fn read(tsc: bool) -> u64 {
         #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
         if tsc {
-            // SAFETY: RDTSC exists on every x86-64 processor and only reads
-            // a counter. (Safe to call in newer Rust releases, hence the
-            // allowance.)
-            #[allow(unused_unsafe)]
-            return unsafe { std::arch::x86_64::_rdtsc() };
+            return rdtsc();
         }
         let _ = tsc;
         clock_ns()
@@ -126,8 +125,7 @@ impl Ticks {
         Ticks::read(self.tsc)
     }
 
-    /// Femtoseconds per tick, as measured from the clock's creation to
-    /// now ([`FS_PER_NS`] when ticks are nanoseconds).
+    /// Femtoseconds per tick ([`FS_PER_NS`] when ticks are nanoseconds).
     ///
     /// # Examples
     ///
@@ -136,17 +134,7 @@ impl Ticks {
     /// ```
     #[must_use]
     pub fn tick_fs(&self) -> u64 {
-        if !self.tsc {
-            return FS_PER_NS;
-        }
-        let ticks = self.now().wrapping_sub(self.start);
-        let ns = clock_ns().saturating_sub(self.start_ns);
-        if ticks == 0 || ns == 0 {
-            return FS_PER_NS;
-        }
-        u64::try_from(u128::from(ns) * u128::from(FS_PER_NS) / u128::from(ticks))
-            .unwrap_or(FS_PER_NS)
-            .max(1)
+        self.fs
     }
 
     /// `ticks` as a duration, at `tick_fs` femtoseconds a tick.
@@ -164,20 +152,45 @@ impl Ticks {
     }
 }
 
-/// Whether the kernel keeps time with the time-stamp counter.
-fn tsc_is_the_clock() -> bool {
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+#[inline(always)]
+fn rdtsc() -> u64 {
+    // SAFETY: RDTSC exists on every x86-64 processor and only reads a
+    // counter. (Safe to call in newer Rust releases, hence the allowance.)
+    #[allow(unused_unsafe)]
+    unsafe {
+        std::arch::x86_64::_rdtsc()
+    }
+}
+
+/// Femtoseconds per tick of the time-stamp counter, measured once, if the
+/// kernel keeps time with it (then it is constant-rate and synchronised
+/// across cores); `None` elsewhere.
+fn tsc_rate() -> Option<u64> {
     #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
     {
-        static TSC: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *TSC.get_or_init(|| {
-            std::fs::read_to_string(
+        static RATE: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+        *RATE.get_or_init(|| {
+            let source = std::fs::read_to_string(
                 "/sys/devices/system/clocksource/clocksource0/current_clocksource",
-            )
-            .is_ok_and(|s| s.trim() == "tsc")
+            );
+            if !source.is_ok_and(|s| s.trim() == "tsc") {
+                return None;
+            }
+            let (t0, n0) = (rdtsc(), clock_ns());
+            std::thread::sleep(Duration::from_millis(5));
+            let (t1, n1) = (rdtsc(), clock_ns());
+            let (ticks, ns) = (t1.wrapping_sub(t0), n1.saturating_sub(n0));
+            if ticks == 0 || ns == 0 {
+                return None;
+            }
+            u64::try_from(u128::from(ns) * u128::from(FS_PER_NS) / u128::from(ticks))
+                .ok()
+                .filter(|&fs| fs > 0)
         })
     }
     #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
-    false
+    None
 }
 
 /// Buckets of [`LoopStats::events_per_poll`]: 0, 1, 2–3, 4–7, …,
