@@ -75,6 +75,11 @@ step "cargo test --release --test misuse"
 # The misuse detector is compiled out of release builds: nothing is logged.
 cargo test --release --test misuse
 
+step "the zero-allocation tests, the stats feature off"
+# With the feature on (above) and off, no allocation per event.
+cargo test --no-default-features --test stream_alloc --test responder_alloc \
+    --test udp_sessions_alloc --test http_alloc --test kv_alloc --test codec_alloc
+
 # --- the suite under fault plans ---------------------------------------------
 step "the suite under fault plans (ci/faults.sh)"
 ci/faults.sh

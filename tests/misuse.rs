@@ -96,19 +96,24 @@ struct Got {
     events: usize,
 }
 
+/// Counts a `Read` event and receives one datagram (if there is one).
+fn recv_one(cx: &mut Context<'_, Got>) {
+    cx.state.events += 1;
+    let mut buf = [0; 64];
+    match cx.sockets.recv(cx.token, &mut buf) {
+        Ok(_) => cx.state.datagrams += 1,
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+        Err(e) => panic!("recv: {e}"),
+    }
+}
+
 /// Wrong in edge mode: reads one datagram per `Read` event and returns.
 struct HalfReader;
 
 impl sockmux::Responder<Got> for HalfReader {
     fn ready(&mut self, event: Event, cx: &mut Context<'_, Got>) -> Action {
         if event == Event::Read(cx.token) {
-            cx.state.events += 1;
-            let mut buf = [0; 64];
-            match cx.sockets.recv(cx.token, &mut buf) {
-                Ok(_) => cx.state.datagrams += 1,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) => panic!("recv: {e}"),
-            }
+            recv_one(cx);
         }
         Action::Continue
     }
@@ -136,13 +141,7 @@ struct LevelReader;
 impl sockmux::Responder<Got> for LevelReader {
     fn ready(&mut self, event: Event, cx: &mut Context<'_, Got>) -> Action {
         if event == Event::Read(cx.token) {
-            cx.state.events += 1;
-            let mut buf = [0; 64];
-            match cx.sockets.recv(cx.token, &mut buf) {
-                Ok(_) => cx.state.datagrams += 1,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) => panic!("recv: {e}"),
-            }
+            recv_one(cx);
         }
         Action::Continue
     }
