@@ -338,13 +338,7 @@ fn a_stream_is_not_reported_even_when_it_pauses() {
         cx.state.push(t);
         Stream::new(Raw, Echo).water_marks(4 * 1024, 16 * 1024)
     });
-    let listener = dispatcher
-        .sockets()
-        .listen_tcp("127.0.0.1:0", acceptor)
-        .unwrap();
-    let addr = dispatcher.sockets().local_addr(listener).unwrap();
-    let mut client = TcpStream::connect(addr).unwrap();
-    client.set_nonblocking(true).unwrap();
+    let mut client = util::connect_to_acceptor(&mut dispatcher, acceptor);
     let chunk = [3u8; 16 * 1024];
     let (mut sent, mut got) = (0usize, 0usize);
     let mut buf = vec![0; 64 * 1024];

@@ -8,7 +8,6 @@
 
 use std::hint::black_box;
 use std::io::ErrorKind;
-use std::net::TcpStream;
 
 use sockmux::{
     Acceptor, Action, Context, Dispatcher, Event, Events, Protocol, Raw, Sockets, Stream, StreamIo,
@@ -58,14 +57,7 @@ fn a_stream_echo_with_stats_allocates_nothing_per_event_nor_to_read_them() {
         *cx.state = Some(t);
         Stream::new(Raw, Echo)
     });
-    let listener = dispatcher
-        .sockets()
-        .listen_tcp("127.0.0.1:0", acceptor)
-        .unwrap();
-    let addr = dispatcher.sockets().local_addr(listener).unwrap();
-    let mut client = TcpStream::connect(addr).unwrap();
-    client.set_nodelay(true).unwrap();
-    client.set_nonblocking(true).unwrap();
+    let mut client = util::connect_to_acceptor(&mut dispatcher, acceptor);
     let message: Vec<u8> = (0..1000).map(|i| (i % 251) as u8).collect();
     let mut back = vec![0; 64 * 1024];
     for _ in 0..50 {

@@ -6,8 +6,6 @@
 //! split across reads costs the stream one allocation for its partial
 //! bytes, by design (an idle connection holds no buffer).
 
-use std::net::TcpStream;
-
 use sockmux::{
     Acceptor, Context, Decoder, Dispatcher, Lines, Protocol, Raw, Stream, StreamIo, Token,
 };
@@ -48,14 +46,7 @@ fn steady_state_allocations<C: Decoder + Clone + 'static>(
             .unwrap();
         Stream::new(codec.clone(), Echo { newline })
     });
-    let listener = dispatcher
-        .sockets()
-        .listen_tcp("127.0.0.1:0", acceptor)
-        .unwrap();
-    let addr = dispatcher.sockets().local_addr(listener).unwrap();
-    let mut client = TcpStream::connect(addr).unwrap();
-    client.set_nodelay(true).unwrap();
-    client.set_nonblocking(true).unwrap();
+    let mut client = util::connect_to_acceptor(&mut dispatcher, acceptor);
     let mut back = vec![0; 64 * 1024];
     for _ in 0..50 {
         round_trip(&mut dispatcher, &mut client, message, &mut back);

@@ -41,7 +41,7 @@ use std::io::{self, ErrorKind, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use sockmux::{Dispatcher, Event, Events, Sockets, Token};
+use sockmux::{Dispatcher, Event, Events, Responder, Sockets, Token};
 
 /// How long any single wait in a test may take before it fails: a bound
 /// for a hang, never a measure of speed, so it is long. Longer on Windows:
@@ -182,6 +182,26 @@ pub(crate) fn accept_one<D: Default>(
         conn.is_some()
     });
     conn.unwrap()
+}
+
+/// Listens on loopback with `acceptor` (the listener's responder, an
+/// `Acceptor` as a rule) and connects a client to it: the
+/// client is non-blocking, with `TCP_NODELAY`; the dispatcher accepts it
+/// on its next turns.
+#[track_caller]
+pub(crate) fn connect_to_acceptor<S>(
+    dispatcher: &mut Dispatcher<S>,
+    acceptor: impl Responder<S> + 'static,
+) -> TcpStream {
+    let listener = dispatcher
+        .sockets()
+        .listen_tcp("127.0.0.1:0", acceptor)
+        .unwrap();
+    let addr = dispatcher.sockets().local_addr(listener).unwrap();
+    let client = TcpStream::connect(addr).unwrap();
+    client.set_nodelay(true).unwrap();
+    client.set_nonblocking(true).unwrap();
+    client
 }
 
 /// Sends `message` from a non-blocking `client` and turns `dispatcher` on
